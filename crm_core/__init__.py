@@ -1,0 +1,53 @@
+"""crm_core: the framework of a plugin-based CRM on Flask-AppBuilder.
+
+The public API for plugins is what this module exports; everything else is internal.
+"""
+
+__version__ = "0.1.0"
+
+from .app import create_app  # noqa: E402
+from .errors import ConflictError, CrmError, FieldError, VetoError  # noqa: E402
+from .events.outbox import emit  # noqa: E402
+from .hookimpl import hookimpl  # noqa: E402
+from .plugins.manifest import Manifest, ManifestError  # noqa: E402
+from .specs import (  # noqa: E402
+    ApiSpec,
+    Change,
+    Event,
+    EventTypeSpec,
+    JobSpec,
+    MenuLinkSpec,
+    PanelSpec,
+    RoleSpec,
+    SettingSpec,
+    TimelineEntry,
+    ViewSpec,
+)
+from .web.crud import CrmInterface, CrmModelRestApi, CrmModelView  # noqa: E402
+
+__all__ = [
+    "ApiSpec",
+    "Change",
+    "ConflictError",
+    "CrmError",
+    "CrmInterface",
+    "CrmModelRestApi",
+    "CrmModelView",
+    "Event",
+    "EventTypeSpec",
+    "FieldError",
+    "JobSpec",
+    "Manifest",
+    "ManifestError",
+    "MenuLinkSpec",
+    "PanelSpec",
+    "RoleSpec",
+    "SettingSpec",
+    "TimelineEntry",
+    "VetoError",
+    "ViewSpec",
+    "__version__",
+    "create_app",
+    "emit",
+    "hookimpl",
+]

@@ -1,0 +1,94 @@
+"""Screens and API for follow-ups (跟进记录), notes and tasks."""
+
+from __future__ import annotations
+
+from flask import g
+from flask_appbuilder.fieldwidgets import Select2Widget
+from flask_appbuilder.models.sqla.filters import FilterEqual
+from flask_babel import lazy_gettext as _l
+from wtforms import SelectField
+
+from ..web.crud import CrmInterface, CrmModelRestApi, CrmModelView
+from .models import ACTIVITY_KINDS, Activity
+
+KIND_LABELS = {
+    "call": _l("Call"),
+    "visit": _l("Visit"),
+    "wechat": _l("WeChat"),
+    "email": _l("E-mail"),
+    "meeting": _l("Meeting"),
+    "note": _l("Note"),
+    "task": _l("Task"),
+}
+
+
+def _kind_field() -> SelectField:
+    return SelectField(
+        _l("Kind"),
+        choices=[(k, KIND_LABELS[k]) for k in ACTIVITY_KINDS],
+        default="call",
+        widget=Select2Widget(),
+    )
+
+
+class ActivityView(CrmModelView):
+    """Follow-ups on customers."""
+
+    datamodel = CrmInterface(Activity)
+    route_base = "/activities"
+    list_title = _l("Follow-ups")
+    add_title = _l("Add follow-up")
+    label_columns = {
+        "kind": _l("Kind"),
+        "subject": _l("Subject"),
+        "body": _l("Details"),
+        "customer": _l("Customer"),
+        "contact": _l("Contact"),
+        "owner": _l("Owner"),
+        "occurred_at": _l("When"),
+        "due_at": _l("Due"),
+        "done": _l("Done"),
+    }
+    _fields = ["kind", "subject", "body", "customer", "contact", "occurred_at", "due_at", "done"]
+    add_columns = edit_columns = _fields
+    show_columns = [*_fields, "owner"]
+    list_columns = ["occurred_at", "kind", "subject", "customer", "owner"]
+    search_columns = ["kind", "subject", "customer", "owner", "occurred_at", "done"]
+    base_order = ("occurred_at", "desc")
+    base_filters = [["active", FilterEqual, True]]
+    add_form_extra_fields = {"kind": _kind_field()}
+    edit_form_extra_fields = {"kind": _kind_field()}
+    formatters_columns = {"kind": lambda k: KIND_LABELS.get(k, k)}
+
+    def pre_add(self, item: Activity) -> None:
+        if item.owner_id is None and getattr(g, "user", None) is not None:
+            item.owner_id = g.user.id
+
+
+class ActivityApi(CrmModelRestApi):
+    """``/api/v1/activity/``."""
+
+    resource_name = "activity"
+    datamodel = CrmInterface(Activity)
+    _fields = [
+        "kind",
+        "subject",
+        "body",
+        "customer_id",
+        "contact_id",
+        "occurred_at",
+        "due_at",
+        "done",
+        "ref_model",
+        "ref_id",
+    ]
+    list_columns = ["id", *_fields, "owner_id", "updated_at", "version"]
+    show_columns = ["id", *_fields, "owner_id", "active", "created_at", "updated_at", "version"]
+    add_columns = edit_columns = _fields
+    search_columns = ["customer_id", "kind", "owner_id", "occurred_at", "updated_at"]
+    base_filters = [["active", FilterEqual, True]]
+    base_order = ("id", "asc")
+
+    def pre_add(self, item: Activity) -> None:
+        if item.owner_id is None and getattr(g, "user", None) is not None:
+            item.owner_id = g.user.id

@@ -1,0 +1,175 @@
+"""The app factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from flask_appbuilder import AppBuilder
+from flask_appbuilder.models.sqla.base import SQLA
+from flask_wtf.csrf import CSRFProtect
+
+from . import __version__
+from .activities import hooks as activity_hooks
+from .config import PACKAGE_DIR, default_config
+from .customers import hooks as customer_hooks
+from .db import configure_engine
+from .events import outbox
+from .org import hooks as org_hooks
+from .plugins import hooks as platform_hooks
+from .plugins.discovery import discover
+from .plugins.ordering import resolve
+from .plugins.registry import CORE, CrmRegistry
+from .web import errors, gating, openapi
+
+log = logging.getLogger(__name__)
+
+CORE_PARTS = {
+    "customers": customer_hooks,
+    "activities": activity_hooks,
+    "org": org_hooks,
+    "platform": platform_hooks,
+}
+
+
+class StrictPluginError(RuntimeError):
+    """Raised at start-up when ``CRM_STRICT_PLUGINS=1`` and a plugin cannot be loaded."""
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build a CRM app: configuration, database, admin, every plugin's screens and APIs.
+
+    ``config`` overrides the defaults and the ``CRM_*`` environment. Plugins are discovered
+    from the ``crm.plugins`` entry points and the hooks directory; one that fails to load is
+    recorded with its error (see the Modules page) and the app starts without it, unless
+    ``CRM_STRICT_PLUGINS`` is set.
+    """
+    app = Flask(
+        "crm_core",
+        template_folder=str(PACKAGE_DIR / "web" / "templates"),
+        static_folder=str(PACKAGE_DIR / "web" / "static"),
+        static_url_path="/crm-static",
+    )
+    app.config.update(default_config())
+    app.config.update(config or {})
+
+    registry = CrmRegistry()
+    app.extensions["crm"] = registry
+    for part, module in CORE_PARTS.items():
+        registry.register_core(module, part)
+    only = app.config.get("CRM_PLUGINS")
+    only_set = {n.strip() for n in only.split(",") if n.strip()} if isinstance(only, str) else None
+    for info in resolve(discover(app.config.get("CRM_HOOKS_DIR"), only_set), __version__):
+        registry.register_plugin(info)
+    broken = [p for p in registry.ordered() if p.error]
+    if broken and app.config.get("CRM_STRICT_PLUGINS"):
+        raise StrictPluginError("; ".join(f"{p.name}: {p.error}" for p in broken))
+    for info in broken:
+        log.error("plugin %s is not loaded: %s", info.name, info.error)
+
+    with app.app_context():
+        db = SQLA()
+        db.init_app(app)
+        configure_engine(db.engine)
+        app.extensions["crm_db"] = db
+        outbox.install(db.session)
+        CSRFProtect(app)  # before the APIs register, so they are exempted (they use JWT)
+        appbuilder = AppBuilder(update_perms=False)
+        appbuilder.init_app(app, db.session)
+        openapi.register(appbuilder)
+        _register_specs(app, appbuilder, registry)
+        gating.install(app)
+        errors.install(app)
+        _install_after_request_dispatch(app)
+        registry.pm.hook.app_configured.call_historic(kwargs={"app": app})
+    return app
+
+
+def _register_specs(app: Flask, appbuilder: AppBuilder, registry: CrmRegistry) -> None:
+    """Register what every loaded plugin declares; views only for plugins whose tables exist."""
+    list(registry.collect_specs("register_models"))  # importing the models is what counts
+
+    for owner, spec in registry.collect_specs("register_settings"):
+        registry.settings[spec.key] = spec
+        registry.setting_owner[spec.key] = owner
+
+    def live(owner: str) -> bool:
+        return owner == CORE or registry.is_installed(owner)
+
+    def shown(owner: str):  # type: ignore[no-untyped-def]
+        return lambda: registry.is_enabled(owner)
+
+    for owner, spec in registry.collect_specs("register_views"):
+        if not live(owner):
+            continue
+        try:
+            if spec.category:
+                view = appbuilder.add_view(
+                    spec.view,
+                    spec.name,
+                    label=spec.label or spec.name,
+                    icon=spec.icon,
+                    category=spec.category,
+                    category_label=spec.category_label or spec.category,
+                    category_icon=spec.category_icon,
+                    menu_cond=shown(owner),
+                )
+            else:
+                view = appbuilder.add_view_no_menu(spec.view)
+            registry.owner_of_endpoint[view.endpoint] = owner
+        except Exception as exc:  # noqa: BLE001 - a plugin's broken view is its own problem
+            registry.record_error(owner, f"register_views: {exc!r}")
+    for owner, spec in registry.collect_specs("register_apis"):
+        if not live(owner):
+            continue
+        try:
+            api = appbuilder.add_api(spec.api)
+            registry.owner_of_endpoint[api.endpoint] = owner
+        except Exception as exc:  # noqa: BLE001
+            registry.record_error(owner, f"register_apis: {exc!r}")
+    for owner, spec in registry.collect_specs("register_menu"):
+        if live(owner):
+            appbuilder.add_link(
+                spec.name,
+                href=spec.href,
+                label=spec.label or spec.name,
+                category=spec.category,
+                icon=spec.icon,
+                cond=shown(owner),
+            )
+    for owner, spec in registry.collect_specs("register_jobs"):
+        if live(owner):
+            registry.jobs.append((owner, spec))
+    for owner, spec in registry.collect_specs("register_customer_panels"):
+        if live(owner):
+            registry.panels.append((owner, spec))
+    for owner, command in registry.collect_specs("register_commands"):
+        registry.commands.append((owner, command))
+    registry.event_types = {
+        spec.name: (owner, spec) for owner, spec in registry.collect_specs("register_event_types")
+    }
+
+
+def _install_after_request_dispatch(app: Flask) -> None:
+    """Deliver the events a request committed, after its transaction, isolated from it."""
+    from flask import g
+    from sqlalchemy import inspect
+
+    from .events.dispatch import dispatch_pending
+    from .events.outbox import NEW_EVENTS_KEY
+
+    @app.after_request
+    def _dispatch(response):  # type: ignore[no-untyped-def]
+        s = app.extensions["crm_db"].session
+        rows = s.info.pop(NEW_EVENTS_KEY, None)
+        if rows:
+            ids = [key[0] for key in (inspect(r).identity for r in rows) if key]
+            if ids:
+                try:
+                    dispatch_pending(event_ids=ids)
+                except Exception:  # noqa: BLE001 - the user's write is already committed
+                    log.exception("event dispatch failed; the scheduler will retry")
+        g.pop("crm_plugin_states", None)
+        return response

@@ -1,0 +1,71 @@
+"""Defaults and settings from the environment.
+
+Every value can be overridden by the ``config`` mapping given to :func:`crm_core.create_app`;
+environment variables (``CRM_*``) override the defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _instance_dir() -> Path:
+    path = Path(os.environ.get("CRM_INSTANCE_DIR", Path.cwd() / "instance"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _secret_key(instance: Path) -> str:
+    """A stable secret per instance: taken from the environment or created once on disk."""
+    if os.environ.get("CRM_SECRET_KEY"):
+        return os.environ["CRM_SECRET_KEY"]
+    key_file = instance / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_hex(32))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+def default_config() -> dict[str, Any]:
+    """The configuration an app gets before the caller's overrides."""
+    instance = _instance_dir()
+    database_url = os.environ.get("CRM_DATABASE_URL") or f"sqlite:///{instance / 'crm.db'}"
+    return {
+        "APP_NAME": "CRM",
+        "SECRET_KEY": _secret_key(instance),
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+        "CRM_INSTANCE_DIR": str(instance),
+        "CRM_HOOKS_DIR": os.environ.get("CRM_HOOKS_DIR", str(Path.cwd() / "hooks")),
+        "CRM_PLUGINS": os.environ.get("CRM_PLUGINS"),
+        "CRM_STRICT_PLUGINS": os.environ.get("CRM_STRICT_PLUGINS", "") == "1",
+        "CRM_PAGE_SIZE": 25,
+        # Flask-AppBuilder
+        "AUTH_TYPE": 1,  # AUTH_DB
+        "AUTH_ROLE_ADMIN": "Admin",
+        "AUTH_ROLE_PUBLIC": "Public",
+        "FAB_UPDATE_PERMS": False,  # permissions are synced by `crm upgrade`, never by workers
+        "FAB_CREATE_DB": False,  # tables come from Alembic migrations only
+        "FAB_API_SWAGGER_UI": True,
+        "FAB_ADD_SECURITY_API": False,
+        "FAB_API_MAX_PAGE_SIZE": 100,
+        "FAB_BASE_TEMPLATE": "crm/base.html",
+        "FAB_INDEX_VIEW": "crm_core.web.home.HomeView",
+        "FAB_MENU": "crm_core.web.menu.CrmMenu",
+        "FAB_ADD_OPENAPI_VIEWS": False,  # replaced by crm_core.web.openapi
+        "BABEL_DEFAULT_LOCALE": os.environ.get("CRM_DEFAULT_LOCALE", "zh_CN"),
+        "BABEL_TRANSLATION_DIRECTORIES": str(PACKAGE_DIR / "translations"),
+        "LANGUAGES": {
+            "zh_CN": {"flag": "cn", "name": "中文"},
+            "en": {"flag": "gb", "name": "English"},
+        },
+        "WTF_CSRF_ENABLED": True,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "JSON_AS_ASCII": False,
+    }

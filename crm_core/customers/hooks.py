@@ -1,0 +1,117 @@
+"""The core's customer features, registered through the same hooks as any plugin."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+
+from ..hookimpl import hookimpl
+from ..specs import ApiSpec, EventTypeSpec, JobSpec, RoleSpec, SettingSpec, ViewSpec
+from . import pool
+from .api import ContactApi, CustomerApi, TagApi
+from .models import Contact, Customer, Tag
+from .page import CustomerPageView
+from .views import ContactView, CustomerPoolView, CustomerView, TagView
+
+CATEGORY = "Customers"
+
+
+@hookimpl
+def register_models() -> list[type]:
+    return [Customer, Contact, Tag]
+
+
+@hookimpl
+def register_views() -> list[ViewSpec]:
+    menu = {"category": CATEGORY, "category_label": _l("Customers"), "category_icon": "fa-users"}
+    return [
+        ViewSpec(CustomerView, "Customers", _l("Customers"), icon="fa-building", **menu),
+        ViewSpec(CustomerPoolView, "Shared pool", _l("Shared pool"), icon="fa-water", **menu),
+        ViewSpec(ContactView, "Contacts", _l("Contacts"), icon="fa-address-book", **menu),
+        ViewSpec(TagView, "Tags", _l("Tags"), icon="fa-tags", **menu),
+        ViewSpec(CustomerPageView, "Customer 360"),
+    ]
+
+
+@hookimpl
+def register_apis() -> list[ApiSpec]:
+    return [ApiSpec(CustomerApi), ApiSpec(ContactApi), ApiSpec(TagApi)]
+
+
+@hookimpl
+def register_settings() -> list[SettingSpec]:
+    return [
+        SettingSpec(
+            pool.RECLAIM_DAYS,
+            30,
+            "int",
+            label=_l("Days without follow-up before a customer returns to the shared pool"),
+            help=_l("0 turns automatic return off."),
+        )
+    ]
+
+
+@hookimpl
+def register_jobs() -> list[JobSpec]:
+    return [
+        JobSpec(
+            "core.pool_reclaim",
+            pool.reclaim_idle,
+            "cron",
+            {"hour": 2, "minute": 0},
+            title="Return idle customers to the shared pool",
+        )
+    ]
+
+
+@hookimpl
+def register_event_types() -> list[EventTypeSpec]:
+    return [
+        EventTypeSpec(f"customer.{verb}", label)
+        for verb, label in (
+            ("created", _l("Customer created")),
+            ("updated", _l("Customer updated")),
+            ("archived", _l("Customer archived")),
+            ("claimed", _l("Customer claimed from the pool")),
+            ("released", _l("Customer returned to the pool")),
+        )
+    ] + [
+        EventTypeSpec("contact.created", _l("Contact created")),
+        EventTypeSpec("contact.updated", _l("Contact updated")),
+    ]
+
+
+def _crud(view: str, *perms: str) -> tuple[tuple[str, str], ...]:
+    return tuple((f"can_{p}", view) for p in perms)
+
+
+@hookimpl
+def register_roles() -> list[RoleSpec]:
+    menus = tuple(
+        ("menu_access", m) for m in ("Customers", "Shared pool", "Contacts", "Follow-ups", "Tags")
+    )
+    api_rw = ("get", "post", "put", "info")
+    rep = (
+        _crud("CustomerView", "list", "show", "add", "edit")
+        + _crud("CustomerPageView", "show", "claim", "release")
+        + _crud("CustomerApi", *api_rw, "claim", "release")
+        + _crud("ContactApi", *api_rw)
+        + _crud("ActivityApi", *api_rw)
+        + _crud("TagApi", "get", "info")
+        + _crud("CustomerPoolView", "list", "show")
+        + _crud("ContactView", "list", "show", "add", "edit")
+        + _crud("ActivityView", "list", "show", "add", "edit")
+        + _crud("TagView", "list", "show")
+        + menus
+    )
+    read_only = (
+        _crud("CustomerView", "list", "show")
+        + _crud("CustomerPageView", "show")
+        + _crud("CustomerApi", "get", "info")
+        + _crud("ContactApi", "get", "info")
+        + _crud("ActivityApi", "get", "info")
+        + _crud("ContactView", "list", "show")
+        + _crud("ActivityView", "list", "show")
+        + _crud("TagView", "list", "show")
+        + tuple(m for m in menus if m[1] != "Shared pool")
+    )
+    return [RoleSpec("Sales Rep", rep), RoleSpec("Read-only", read_only)]

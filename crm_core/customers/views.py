@@ -1,0 +1,212 @@
+"""Screens for customers, contacts and tags."""
+
+from __future__ import annotations
+
+from flask import g
+from flask_appbuilder.fieldwidgets import Select2Widget
+from flask_appbuilder.models.sqla.filters import FilterEqual
+from flask_babel import lazy_gettext as _l
+from wtforms import SelectField
+from wtforms.validators import ValidationError
+
+from ..errors import FieldError
+from ..web.crud import CrmInterface, CrmModelView
+from .models import Contact, Customer, Tag
+from .validation import display_phone, normalise_email, normalise_phone
+
+
+class PhoneField:
+    """Form validator with the model's phone rules, so the form keeps what the user typed."""
+
+    def __call__(self, form, field):  # type: ignore[no-untyped-def]
+        try:
+            normalise_phone(field.name, field.data)
+        except FieldError as exc:
+            raise ValidationError(" ".join(exc.messages[field.name])) from None
+
+
+class EmailField:
+    """Form validator with the model's e-mail rules."""
+
+    def __call__(self, form, field):  # type: ignore[no-untyped-def]
+        try:
+            normalise_email(field.name, field.data)
+        except FieldError as exc:
+            raise ValidationError(" ".join(exc.messages[field.name])) from None
+
+
+CUSTOMER_LABELS = {
+    "code": _l("Code"),
+    "name": _l("Name"),
+    "kind": _l("Type"),
+    "phone": _l("Phone"),
+    "email": _l("E-mail"),
+    "website": _l("Website"),
+    "province": _l("Province"),
+    "city": _l("City"),
+    "district": _l("District"),
+    "address": _l("Address"),
+    "industry": _l("Industry"),
+    "source": _l("Source"),
+    "tier": _l("Tier"),
+    "lifecycle_stage": _l("Lifecycle stage"),
+    "uscc": _l("Unified social credit code"),
+    "credit_limit": _l("Credit limit"),
+    "owner": _l("Owner"),
+    "team": _l("Team"),
+    "tags": _l("Tags"),
+    "notes": _l("Notes"),
+    "active": _l("Active"),
+    "updated_at": _l("Updated"),
+    "created_at": _l("Created"),
+    "last_activity_at": _l("Last follow-up"),
+}
+
+_customer_fields = [
+    "code",
+    "name",
+    "kind",
+    "phone",
+    "email",
+    "website",
+    "province",
+    "city",
+    "district",
+    "address",
+    "industry",
+    "source",
+    "tier",
+    "lifecycle_stage",
+    "uscc",
+    "credit_limit",
+    "owner",
+    "team",
+    "tags",
+    "notes",
+]
+
+
+def _kind_field() -> SelectField:
+    return SelectField(
+        _l("Type"),
+        choices=[("company", _l("Company")), ("person", _l("Person"))],
+        default="company",
+        widget=Select2Widget(),
+    )
+
+
+class CustomerView(CrmModelView):
+    """Customers (客户): list, search, filters, show, add, edit, archive."""
+
+    datamodel = CrmInterface(Customer)
+    route_base = "/customers"
+    list_title = _l("Customers")
+    show_title = _l("Customer")
+    add_title = _l("Add customer")
+    edit_title = _l("Edit customer")
+    label_columns = CUSTOMER_LABELS
+    list_columns = ["code", "name", "phone", "city", "industry", "owner", "updated_at"]
+    search_columns = [
+        "code",
+        "name",
+        "phone",
+        "email",
+        "province",
+        "city",
+        "industry",
+        "source",
+        "tier",
+        "owner",
+        "team",
+        "tags",
+    ]
+    add_columns = _customer_fields
+    edit_columns = _customer_fields
+    show_columns = _customer_fields + ["last_activity_at", "created_at", "updated_at"]
+    order_columns = ["code", "name", "city", "updated_at"]
+    base_order = ("updated_at", "desc")
+    base_filters = [["active", FilterEqual, True]]
+    validators_columns = {"phone": [PhoneField()], "email": [EmailField()]}
+    add_form_extra_fields = {"kind": _kind_field()}
+    edit_form_extra_fields = {"kind": _kind_field()}
+    formatters_columns = {"phone": display_phone}
+    description_columns = {
+        "code": _l("Unique; left empty, one is generated"),
+        "phone": _l("Mobile or landline; +country code for numbers outside China"),
+    }
+
+    def pre_add(self, item: Customer) -> None:
+        if item.owner_id is None and item.owner is None and getattr(g, "user", None) is not None:
+            item.owner_id = g.user.id
+
+
+class CustomerPoolView(CrmModelView):
+    """The shared pool (公海): active customers without an owner."""
+
+    datamodel = CrmInterface(Customer)
+    route_base = "/pool"
+    list_title = _l("Shared pool")
+    label_columns = CUSTOMER_LABELS
+    list_columns = ["code", "name", "city", "industry", "source", "pooled_at"]
+    search_columns = ["code", "name", "city", "industry", "source"]
+    base_permissions = ["can_list", "can_show"]
+    base_filters = [["active", FilterEqual, True], ["owner_id", FilterEqual, None]]
+    base_order = ("id", "desc")
+    show_columns = _customer_fields
+
+
+class ContactView(CrmModelView):
+    """Contacts (联系人) at customers."""
+
+    datamodel = CrmInterface(Contact)
+    route_base = "/contacts"
+    list_title = _l("Contacts")
+    show_title = _l("Contact")
+    add_title = _l("Add contact")
+    edit_title = _l("Edit contact")
+    label_columns = {
+        "customer": _l("Customer"),
+        "name": _l("Name"),
+        "title": _l("Job title"),
+        "role": _l("Role"),
+        "mobile": _l("Mobile"),
+        "phone": _l("Phone"),
+        "email": _l("E-mail"),
+        "wechat": _l("WeChat"),
+        "birthday": _l("Birthday"),
+        "notes": _l("Notes"),
+    }
+    _fields = [
+        "customer",
+        "name",
+        "title",
+        "role",
+        "mobile",
+        "phone",
+        "email",
+        "wechat",
+        "birthday",
+        "notes",
+    ]
+    list_columns = ["name", "customer", "title", "mobile", "email"]
+    search_columns = ["name", "customer", "mobile", "email", "title"]
+    add_columns = edit_columns = show_columns = _fields
+    base_filters = [["active", FilterEqual, True]]
+    base_order = ("id", "desc")
+    validators_columns = {
+        "mobile": [PhoneField()],
+        "phone": [PhoneField()],
+        "email": [EmailField()],
+    }
+    formatters_columns = {"mobile": display_phone, "phone": display_phone}
+
+
+class TagView(CrmModelView):
+    """Tags (标签)."""
+
+    datamodel = CrmInterface(Tag)
+    route_base = "/tags"
+    list_title = _l("Tags")
+    label_columns = {"name": _l("Name"), "color": _l("Colour")}
+    list_columns = add_columns = edit_columns = show_columns = ["name", "color"]
+    search_columns = ["name"]

@@ -1,0 +1,58 @@
+"""Database helpers shared by every model: the session, common columns, engine set-up."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import Boolean, DateTime, Integer, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-naive in UTC, as every timestamp column stores it."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def session() -> Session:
+    """The request's (or app context's) SQLAlchemy session."""
+    return current_app.appbuilder.session  # type: ignore[attr-defined,no-any-return]
+
+
+class TimestampMixin:
+    """``created_at`` and an indexed ``updated_at``, which sync clients query with
+    ``updated_since``."""
+
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+
+    @declared_attr
+    def updated_at(cls) -> Mapped[datetime]:  # noqa: N805
+        return mapped_column(DateTime, default=utcnow, onupdate=utcnow, nullable=False, index=True)
+
+
+class BusinessMixin(TimestampMixin):
+    """Columns every business record carries: timestamps, archive flag and an optimistic-lock
+    ``version`` (a stale write fails with 409 instead of overwriting a colleague's change)."""
+
+    active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    version: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:  # noqa: N805
+        return {"version_id_col": cls.__table__.c.version}  # type: ignore[attr-defined]
+
+
+def configure_engine(engine: Engine) -> None:
+    """Per-connection settings: WAL and enforced foreign keys on SQLite, UTC elsewhere."""
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.close()

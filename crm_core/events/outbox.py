@@ -1,0 +1,109 @@
+"""Writing domain events and vetting changes inside the user's transaction.
+
+Models that declare ``__crm_event__ = "customer"`` get ``customer.created``, ``.updated``,
+``.archived`` and ``.deleted`` events for free. Before each flush every pending change is shown to
+``validate_change``; after each flush the events go into the outbox in the same transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from flask import current_app, has_app_context
+from sqlalchemy import event, inspect
+from sqlalchemy.orm import Session
+
+from ..errors import VetoError
+from ..specs import Change
+from .models import OutboxEvent
+
+_PENDING_KEY = "crm_pending_events"
+NEW_EVENTS_KEY = "crm_new_events"
+
+
+def emit(session: Session, type_: str, payload: dict[str, Any]) -> OutboxEvent:
+    """Add a domain event to the outbox in ``session``'s transaction; it is dispatched after
+    commit. Use for events that are not plain record changes (``lead.converted``)."""
+    row = OutboxEvent(type=type_, payload=_jsonable(payload))
+    session.add(row)
+    session.info.setdefault(NEW_EVENTS_KEY, []).append(row)
+    return row
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _changes(obj: Any) -> dict[str, tuple[Any, Any]]:
+    state = inspect(obj)
+    out: dict[str, tuple[Any, Any]] = {}
+    for attr in state.mapper.column_attrs:
+        hist = state.attrs[attr.key].history
+        if hist.has_changes():
+            old = hist.deleted[0] if hist.deleted else None
+            new = hist.added[0] if hist.added else None
+            if attr.key not in ("updated_at", "version"):
+                out[attr.key] = (old, new)
+    return out
+
+
+def _operation(session: Session, obj: Any) -> str | None:
+    if obj in session.new:
+        return "create"
+    if obj in session.deleted:
+        return "delete"
+    if session.is_modified(obj, include_collections=False):
+        return "update"
+    return None
+
+
+def install(session_factory: Any) -> None:
+    """Attach the listeners to the app's session class (or scoped session)."""
+
+    @event.listens_for(session_factory, "before_flush")
+    def _before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
+        if not has_app_context():
+            return
+        registry = current_app.extensions["crm"]
+        pending = session.info.setdefault(_PENDING_KEY, [])
+        for obj in list(session.new) + list(session.dirty) + list(session.deleted):
+            prefix = getattr(obj, "__crm_event__", None)
+            if prefix is None:
+                continue
+            op = _operation(session, obj)
+            if op is None:
+                continue
+            change = Change(model=prefix, operation=op, record=obj, changes=_changes(obj))
+            for _owner, message in registry.collect("validate_change", change=change):
+                if message:
+                    raise VetoError(str(message))
+            if op == "update" and change.changes.get("active", (None, None))[1] is False:
+                op = "archive"
+            pending.append((obj, prefix, op, change.changes))
+
+    @event.listens_for(session_factory, "after_flush")
+    def _after_flush(session: Session, _ctx: Any) -> None:
+        pending = session.info.pop(_PENDING_KEY, [])
+        for obj, prefix, op, changes in pending:
+            past = {"create": "created", "update": "updated", "archive": "archived"}.get(
+                op, "deleted"
+            )
+            payload = {"id": getattr(obj, "id", None)}
+            if op != "create":
+                payload["changes"] = {k: [o, n] for k, (o, n) in changes.items()}
+            emit(session, f"{prefix}.{past}", payload)
+
+    @event.listens_for(session_factory, "after_soft_rollback")
+    def _after_rollback(session: Session, _previous: Any) -> None:
+        session.info.pop(_PENDING_KEY, None)
+        session.info.pop(NEW_EVENTS_KEY, None)

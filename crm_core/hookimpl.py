@@ -1,0 +1,5 @@
+"""The marker plugins decorate their hook implementations with: ``@crm_core.hookimpl``."""
+
+import pluggy
+
+hookimpl = pluggy.HookimplMarker("crm")

@@ -1,0 +1,55 @@
+"""The platform's own screens and jobs: Modules, Settings, Job runs, event dispatch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+
+from ..events.dispatch import dispatch_pending
+from ..events.models import EventDelivery, OutboxEvent
+from ..hookimpl import hookimpl
+from ..jobs.models import JobRun, SchedulerLease
+from ..jobs.views import JobRunView
+from ..settings.models import Setting
+from ..settings.views import SettingsView
+from ..specs import JobSpec, ViewSpec
+from .models import PluginState
+from .views import ModulesView
+
+ADMIN = {
+    "category": "Administration",
+    "category_label": _l("Administration"),
+    "category_icon": "fa-cogs",
+}
+
+
+@hookimpl
+def register_models() -> list[type]:
+    return [PluginState, Setting, OutboxEvent, EventDelivery, JobRun, SchedulerLease]
+
+
+@hookimpl
+def register_views() -> list[ViewSpec]:
+    return [
+        ViewSpec(ModulesView, "Modules", _l("Modules"), icon="fa-puzzle-piece", **ADMIN),
+        ViewSpec(SettingsView, "Settings", _l("Settings"), icon="fa-sliders-h", **ADMIN),
+        ViewSpec(JobRunView, "Job runs", _l("Job runs"), icon="fa-history", **ADMIN),
+    ]
+
+
+def _dispatch_job(_app: Any) -> dict[str, int]:
+    return {"events": dispatch_pending()}
+
+
+@hookimpl
+def register_jobs() -> list[JobSpec]:
+    return [
+        JobSpec(
+            "core.dispatch_events",
+            _dispatch_job,
+            "interval",
+            {"seconds": 30},
+            title="Deliver domain events left pending",
+        )
+    ]

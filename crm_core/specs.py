@@ -1,0 +1,140 @@
+"""Frozen dataclasses that declarative hooks return.
+
+The core registers what these describe and remembers which plugin returned each one, so it can
+hide a disabled plugin's screens, APIs, menu entries and jobs without a restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """A Flask-AppBuilder view class to register, optionally with a menu entry.
+
+    ``name`` is the menu entry's internal name (and permission view name); ``label`` is shown, and
+    translated with the plugin's catalog. A view with ``category=None`` gets no menu entry.
+    """
+
+    view: type
+    name: str
+    label: str = ""
+    category: str | None = None
+    category_label: str = ""
+    icon: str = ""
+    category_icon: str = ""
+
+
+@dataclass(frozen=True)
+class ApiSpec:
+    """A Flask-AppBuilder ``ModelRestApi`` or ``BaseApi`` class, served under ``/api/v1``."""
+
+    api: type
+
+
+@dataclass(frozen=True)
+class MenuLinkSpec:
+    """A plain menu link to an endpoint or URL."""
+
+    name: str
+    href: str
+    label: str = ""
+    category: str = ""
+    icon: str = ""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A scheduled job run by ``crm scheduler``.
+
+    ``func`` is called with the Flask app as its only argument, inside an app context, and may
+    return a dict of counts that the run log keeps. ``trigger`` and ``trigger_args`` are
+    APScheduler's (``"interval"`` with ``{"minutes": 5}``, ``"cron"`` with ``{"hour": 2}``).
+    """
+
+    id: str
+    func: Callable[..., dict[str, Any] | None]
+    trigger: str
+    trigger_args: dict[str, Any] = field(default_factory=dict)
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """A setting an admin may change, with its default and type (``int``, ``str``, ``bool``)."""
+
+    key: str
+    default: Any
+    type: str = "str"
+    label: str = ""
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    """A default role with its permissions as ``(permission, view)`` pairs."""
+
+    name: str
+    permissions: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class EventTypeSpec:
+    """A domain event type a plugin emits (``"order.confirmed"``) with a human label."""
+
+    name: str
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class PanelSpec:
+    """A section of the customer 360° page.
+
+    ``render(customer)`` returns HTML (use ``flask.render_template``); it runs for every page view,
+    so it must query only what the panel shows.
+    """
+
+    id: str
+    title: str
+    render: Callable[[Any], str]
+    order: int = 100
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One item of a customer's merged timeline."""
+
+    when: datetime
+    kind: str
+    title: str
+    body: str = ""
+    url: str | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Event:
+    """A domain event read back from the outbox and handed to ``on_event``."""
+
+    id: int
+    type: str
+    payload: dict[str, Any]
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class Change:
+    """A pending write, handed to ``validate_change`` before commit.
+
+    ``operation`` is ``"create"``, ``"update"`` or ``"delete"``; ``changes`` maps each changed
+    attribute to its ``(old, new)`` values.
+    """
+
+    model: str
+    operation: str
+    record: Any
+    changes: dict[str, tuple[Any, Any]]
