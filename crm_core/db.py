@@ -56,3 +56,11 @@ def configure_engine(engine: Engine) -> None:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA busy_timeout=10000")
             cursor.close()
+
+    elif engine.dialect.name == "mysql":
+        # MariaDB has sequences, so SQLAlchemy would use the ones Flask-AppBuilder's security
+        # models name; the tables use AUTO_INCREMENT instead. The dialect reads the server
+        # version on first connect, so connect once before switching sequences off.
+        with engine.connect():
+            pass
+        engine.dialect.supports_sequences = False

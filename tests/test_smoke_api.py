@@ -1,0 +1,33 @@
+"""Customers through the REST API: writes that succeed, and bad input that names its field."""
+
+from crm_core.testing.plugin import user_id
+
+
+def test_create_customer_normalises_phone_and_sets_owner(app, rep_client):
+    response = rep_client.post(
+        "/api/v1/customer/", json={"name": "上海华东精密机械有限公司", "phone": "138 1234 5678"}
+    )
+    assert response.status_code == 201, response.get_json()
+    result = response.get_json()["result"]
+    assert result["phone"] == "+8613812345678"
+    assert result["owner_id"] == user_id(app, "Sales Rep")
+    assert result["code"].startswith("C")
+
+
+def test_duplicate_code_is_409_naming_code(app, rep_client):
+    first = rep_client.post("/api/v1/customer/", json={"name": "甲公司", "code": "C-1"})
+    assert first.status_code == 201
+    second = rep_client.post("/api/v1/customer/", json={"name": "乙公司", "code": "c-1"})
+    assert second.status_code == 409
+    body = second.get_json()
+    assert list(body["message"]) == ["code"]
+    assert "SELECT" not in second.get_data(as_text=True).upper()
+
+
+def test_invalid_phone_unknown_owner_and_bad_json(app, rep_client):
+    phone = rep_client.post("/api/v1/customer/", json={"name": "丙", "phone": "12345"})
+    assert phone.status_code == 422 and "phone" in phone.get_json()["message"]
+    owner = rep_client.post("/api/v1/customer/", json={"name": "丁", "owner_id": 999999})
+    assert owner.status_code == 422 and "owner_id" in owner.get_json()["message"]
+    bad = rep_client.post("/api/v1/customer/", data="{not json", content_type="application/json")
+    assert bad.status_code == 400 and "body" in bad.get_json()["message"]
