@@ -61,6 +61,7 @@ INDUSTRY_WORDS = {
     "建筑": ["建设工程", "建筑设计", "装饰工程"],
     "物流": ["物流", "国际货运", "仓储"],
 }
+STREETS = ["科技", "创业", "人民", "建设", "长江"]
 SOURCES = ["官网", "展会", "电话营销", "老客户介绍", "百度推广", "微信"]
 TIERS = ["VIP", "A", "B", "C"]
 STAGES = ["prospect", "new", "active", "dormant"]
@@ -183,7 +184,7 @@ def seed_demo(customers: int = 300, seed: int = 2026) -> dict[str, Any]:
             province=province,
             city=city,
             district=rng.choice(districts),
-            address=f"{rng.choice(['科技', '创业', '人民', '建设', '长江'])}路{rng.randrange(1, 999)}号",
+            address=f"{rng.choice(STREETS)}路{rng.randrange(1, 999)}号",
             industry=industry,
             source=rng.choice(SOURCES),
             tier=rng.choice(TIERS),

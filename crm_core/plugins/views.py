@@ -1,4 +1,4 @@
-"""The admin's Modules page: every plugin with its version, phase, state, dependencies and errors."""
+"""The admin's Modules page: each plugin's version, phase, state, dependencies and errors."""
 
 from __future__ import annotations
 

@@ -8,7 +8,6 @@ Create Date: 2026-11-26 01:21:45.377213
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "0001_core"
 down_revision = None
 branch_labels = None
