@@ -6,6 +6,7 @@ The public API for plugins is what this module exports; everything else is inter
 __version__ = "0.1.0"
 
 from .app import create_app  # noqa: E402
+from .db import BusinessMixin, TimestampMixin, session, utcnow  # noqa: E402
 from .errors import ConflictError, CrmError, FieldError, VetoError  # noqa: E402
 from .events.outbox import emit  # noqa: E402
 from .hookimpl import hookimpl  # noqa: E402
@@ -27,6 +28,7 @@ from .web.crud import CrmInterface, CrmModelRestApi, CrmModelView  # noqa: E402
 
 __all__ = [
     "ApiSpec",
+    "BusinessMixin",
     "Change",
     "ConflictError",
     "CrmError",
@@ -44,10 +46,13 @@ __all__ = [
     "RoleSpec",
     "SettingSpec",
     "TimelineEntry",
+    "TimestampMixin",
     "VetoError",
     "ViewSpec",
     "__version__",
     "create_app",
     "emit",
     "hookimpl",
+    "session",
+    "utcnow",
 ]

@@ -21,7 +21,7 @@ from .org import hooks as org_hooks
 from .plugins import hooks as platform_hooks
 from .plugins.discovery import discover
 from .plugins.ordering import resolve
-from .plugins.registry import CORE, CrmRegistry
+from .plugins.registry import CrmRegistry
 from .web import errors, gating, openapi
 
 log = logging.getLogger(__name__)
@@ -83,27 +83,30 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         gating.install(app)
         errors.install(app)
         _install_after_request_dispatch(app)
-        registry.pm.hook.app_configured.call_historic(kwargs={"app": app})
+        # Each implementation on its own: a plugin that raises here is shown with its error
+        # on the Modules page instead of stopping the app.
+        list(registry.collect("app_configured", only_enabled=False, app=app))
     return app
 
 
 def _register_specs(app: Flask, appbuilder: AppBuilder, registry: CrmRegistry) -> None:
-    """Register what every loaded plugin declares; views only for plugins whose tables exist."""
+    """Register what every loaded plugin declares, whatever its state.
+
+    Views cannot be added once the app serves requests, so a plugin that is not installed or
+    not enabled yet has its screens, APIs, menu entries, panels and jobs registered too, and
+    gated at run time by its stored state (404, hidden). This is also what lets ``crm upgrade``
+    create the permissions of a plugin it installs in the same run.
+    """
     list(registry.collect_specs("register_models"))  # importing the models is what counts
 
     for owner, spec in registry.collect_specs("register_settings"):
         registry.settings[spec.key] = spec
         registry.setting_owner[spec.key] = owner
 
-    def live(owner: str) -> bool:
-        return owner == CORE or registry.is_installed(owner)
-
     def shown(owner: str):  # type: ignore[no-untyped-def]
         return lambda: registry.is_enabled(owner)
 
     for owner, spec in registry.collect_specs("register_views"):
-        if not live(owner):
-            continue
         try:
             if spec.category:
                 view = appbuilder.add_view(
@@ -122,29 +125,24 @@ def _register_specs(app: Flask, appbuilder: AppBuilder, registry: CrmRegistry) -
         except Exception as exc:  # noqa: BLE001 - a plugin's broken view is its own problem
             registry.record_error(owner, f"register_views: {exc!r}")
     for owner, spec in registry.collect_specs("register_apis"):
-        if not live(owner):
-            continue
         try:
             api = appbuilder.add_api(spec.api)
             registry.owner_of_endpoint[api.endpoint] = owner
         except Exception as exc:  # noqa: BLE001
             registry.record_error(owner, f"register_apis: {exc!r}")
     for owner, spec in registry.collect_specs("register_menu"):
-        if live(owner):
-            appbuilder.add_link(
-                spec.name,
-                href=spec.href,
-                label=spec.label or spec.name,
-                category=spec.category,
-                icon=spec.icon,
-                cond=shown(owner),
-            )
+        appbuilder.add_link(
+            spec.name,
+            href=spec.href,
+            label=spec.label or spec.name,
+            category=spec.category,
+            icon=spec.icon,
+            cond=shown(owner),
+        )
     for owner, spec in registry.collect_specs("register_jobs"):
-        if live(owner):
-            registry.jobs.append((owner, spec))
+        registry.jobs.append((owner, spec))  # the runner skips jobs of disabled plugins
     for owner, spec in registry.collect_specs("register_customer_panels"):
-        if live(owner):
-            registry.panels.append((owner, spec))
+        registry.panels.append((owner, spec))  # shown for enabled plugins only
     for owner, command in registry.collect_specs("register_commands"):
         registry.commands.append((owner, command))
     registry.event_types = {

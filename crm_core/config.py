@@ -57,6 +57,7 @@ def default_config() -> dict[str, Any]:
         "FAB_BASE_TEMPLATE": "crm/base.html",
         "FAB_INDEX_VIEW": "crm_core.web.home.HomeView",
         "FAB_MENU": "crm_core.web.menu.CrmMenu",
+        "FAB_SECURITY_MANAGER_CLASS": "crm_core.security.manager.CrmSecurityManager",
         "FAB_ADD_OPENAPI_VIEWS": False,  # replaced by crm_core.web.openapi
         "BABEL_DEFAULT_LOCALE": os.environ.get("CRM_DEFAULT_LOCALE", "zh_CN"),
         "BABEL_TRANSLATION_DIRECTORIES": str(PACKAGE_DIR / "translations"),

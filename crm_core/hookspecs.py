@@ -1,3 +1,4 @@
+# mypy: disable-error-code="empty-body"
 """Every hook a plugin may implement.
 
 Declarative hooks (``register_*``) are called once per app while it is built; each
@@ -128,9 +129,12 @@ def customer_timeline(customer: Any, since: datetime | None, limit: int) -> list
     """
 
 
-@hookspec(historic=True)
+@hookspec
 def app_configured(app: Flask) -> None:
-    """Called once the app is fully built. Historic: a plugin registered later still gets it."""
+    """Called once the app is fully built, for every loaded plugin whatever its state.
+
+    An exception is recorded against the plugin (Modules page) and the app starts anyway.
+    """
 
 
 @hookspec

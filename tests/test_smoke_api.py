@@ -31,3 +31,29 @@ def test_invalid_phone_unknown_owner_and_bad_json(app, rep_client):
     assert owner.status_code == 422 and "owner_id" in owner.get_json()["message"]
     bad = rep_client.post("/api/v1/customer/", data="{not json", content_type="application/json")
     assert bad.status_code == 400 and "body" in bad.get_json()["message"]
+
+
+def test_settings_api_reads_and_validates(app, admin_client):
+    listing = admin_client.get("/api/v1/setting/").get_json()["result"]
+    reclaim = next(s for s in listing if s["key"] == "pool.reclaim_days")
+    assert reclaim["value"] == 30 and reclaim["type"] == "int"
+    bad = admin_client.put("/api/v1/setting/pool.reclaim_days", json={"value": "很多"})
+    assert bad.status_code == 422 and "value" in bad.get_json()["message"]
+    ok = admin_client.put("/api/v1/setting/pool.reclaim_days", json={"value": "45"})
+    assert ok.status_code == 200 and ok.get_json()["result"]["value"] == 45
+    assert admin_client.put("/api/v1/setting/nope", json={"value": 1}).status_code == 404
+
+
+def test_team_and_profile_api(app, admin_client):
+    parent = admin_client.post("/api/v1/team/", json={"name": "销售部"}).get_json()["id"]
+    child = admin_client.post("/api/v1/team/", json={"name": "华东区", "parent_id": parent})
+    assert child.status_code == 201
+    shown = admin_client.get(f"/api/v1/team/{child.get_json()['id']}").get_json()["result"]
+    assert shown["path"] == f"/{parent}/{child.get_json()['id']}/"
+    profile = admin_client.post(
+        "/api/v1/userprofile/",
+        json={"user_id": user_id(app, "Sales Rep"), "team_id": parent, "phone": "13800001111"},
+    )
+    assert profile.status_code == 201, profile.get_json()
+    again = admin_client.post("/api/v1/userprofile/", json={"user_id": user_id(app, "Sales Rep")})
+    assert again.status_code == 409 and "user_id" in again.get_json()["message"]

@@ -6,7 +6,18 @@ from datetime import datetime
 
 from flask_appbuilder import Model
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, event, update
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    event,
+    or_,
+    update,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from ..customers.models import Customer
@@ -68,8 +79,13 @@ class Activity(BusinessMixin, Model):
 def _touch_customer(_mapper, connection, target: Activity) -> None:  # type: ignore[no-untyped-def]
     """A follow-up keeps its customer out of the pool's idle reclaim."""
     if target.customer_id is not None:
+        when = target.occurred_at or utcnow()
+        table = Customer.__table__
         connection.execute(
-            update(Customer.__table__)
-            .where(Customer.__table__.c.id == target.customer_id)
-            .values(last_activity_at=target.occurred_at or utcnow())
+            update(table)
+            .where(
+                table.c.id == target.customer_id,
+                or_(table.c.last_activity_at.is_(None), table.c.last_activity_at < when),
+            )
+            .values(last_activity_at=when)
         )

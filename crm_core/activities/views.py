@@ -6,8 +6,10 @@ from flask import g
 from flask_appbuilder.fieldwidgets import Select2Widget
 from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext
 from wtforms import SelectField
 
+from ..org.display import display_user
 from ..web.crud import CrmInterface, CrmModelRestApi, CrmModelView
 from .models import ACTIVITY_KINDS, Activity
 
@@ -15,7 +17,7 @@ KIND_LABELS = {
     "call": _l("Call"),
     "visit": _l("Visit"),
     "wechat": _l("WeChat"),
-    "email": _l("E-mail"),
+    "email": lazy_pgettext("follow-up kind", "E-mail"),  # the field "E-mail" is 邮箱
     "meeting": _l("Meeting"),
     "note": _l("Note"),
     "task": _l("Task"),
@@ -37,7 +39,9 @@ class ActivityView(CrmModelView):
     datamodel = CrmInterface(Activity)
     route_base = "/activities"
     list_title = _l("Follow-ups")
+    show_title = _l("Follow-up")
     add_title = _l("Add follow-up")
+    edit_title = _l("Edit follow-up")
     label_columns = {
         "kind": _l("Kind"),
         "subject": _l("Subject"),
@@ -58,7 +62,7 @@ class ActivityView(CrmModelView):
     base_filters = [["active", FilterEqual, True]]
     add_form_extra_fields = {"kind": _kind_field()}
     edit_form_extra_fields = {"kind": _kind_field()}
-    formatters_columns = {"kind": lambda k: KIND_LABELS.get(k, k)}
+    formatters_columns = {"kind": lambda k: KIND_LABELS.get(k, k), "owner": display_user}
 
     def pre_add(self, item: Activity) -> None:
         if item.owner_id is None and getattr(g, "user", None) is not None:

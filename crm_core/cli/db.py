@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 from rich.console import Console
+from sqlalchemy import Engine
 
 from ..db import session
 from ..plugins import lifecycle, migrations
@@ -22,7 +25,7 @@ def upgrade_all() -> list[str]:
     Returns the names of plugins that moved out of ``available``.
     """
     registry = current_app.extensions["crm"]
-    migrations.upgrade(session().get_bind(), migrations.CORE_LINEAGE)
+    migrations.upgrade(cast(Engine, session().get_bind()), migrations.CORE_LINEAGE)
     registry.forget_cached_states()
     newly = []
     for info in registry.ordered():
@@ -64,7 +67,7 @@ def init_command(admin_user: str, admin_password: str | None, admin_email: str) 
 
     upgrade_all()
     created, password = ensure_user(
-        admin_user, admin_password, admin_email, "Admin", first="系统", last="管理员"
+        admin_user, admin_password, admin_email, "Admin", first="管理员", last="系统"
     )
     if created:
         console.print(f"Administrator [bold]{admin_user}[/bold] / [bold]{password}[/bold]")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 from flask import current_app
 from flask.cli import with_appcontext
@@ -23,7 +25,7 @@ console = Console()
 def demo_command(customers: int, serve: bool, host: str, port: int) -> None:
     """Set up the database with demo data (companies, contacts, reps, teams, follow-ups)."""
     upgrade_all()
-    ensure_user("admin", "admin", "admin@example.cn", "Admin", first="系统", last="管理员")
+    ensure_user("admin", "admin", "admin@example.cn", "Admin", first="管理员", last="系统")
     result = seed_demo(customers=customers)
     if result["skipped"]:
         console.print("Demo data is already there.")
@@ -36,6 +38,8 @@ def demo_command(customers: int, serve: bool, host: str, port: int) -> None:
         console.print(f"       {username} / {password} ({role})")
     if serve:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
+        # Flask's CLI sets FLASK_RUN_FROM_CLI, which makes app.run() return without serving.
+        os.environ.pop("FLASK_RUN_FROM_CLI", None)
         app.run(host=host, port=port, debug=False, use_reloader=False)
 
 

@@ -22,9 +22,10 @@ def list_plugins() -> None:
     """Every plugin found, with version, phase, state, dependencies and errors."""
     registry = current_app.extensions["crm"]
     table = Table("name", "title", "version", "phase", "state", "depends", "error")
+    errors = registry.errors()
     for info in registry.ordered():
         m = info.manifest
-        error = info.error or registry.runtime_errors.get(info.name) or ""
+        error = errors.get(info.name, "")
         table.add_row(
             info.name,
             info.title,

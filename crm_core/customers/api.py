@@ -12,6 +12,7 @@ from ..errors import CrmError
 from ..web.crud import CrmInterface, CrmModelRestApi
 from . import pool
 from .models import Contact, Customer, Tag, new_customer_code
+from .search import CONTACT_PREFIX_SEARCH, CUSTOMER_PREFIX_SEARCH
 
 _CUSTOMER_WRITE = [
     "code",
@@ -41,7 +42,7 @@ class CustomerApi(CrmModelRestApi):
     """``/api/v1/customer/``: customers, with claim and release for the shared pool."""
 
     resource_name = "customer"
-    datamodel = CrmInterface(Customer)
+    datamodel = CrmInterface(Customer, prefix_search=CUSTOMER_PREFIX_SEARCH)
     list_columns = [
         "id",
         "code",
@@ -160,7 +161,7 @@ class ContactApi(CrmModelRestApi):
     """``/api/v1/contact/``."""
 
     resource_name = "contact"
-    datamodel = CrmInterface(Contact)
+    datamodel = CrmInterface(Contact, prefix_search=CONTACT_PREFIX_SEARCH)
     _fields = [
         "customer_id",
         "name",

@@ -71,7 +71,9 @@ class Customer(BusinessMixin, Model):
     __crm_event__ = "customer"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    code: Mapped[str] = mapped_column(String(32), unique=True, nullable=False)
+    code: Mapped[str] = mapped_column(
+        String(32), unique=True, nullable=False, default=lambda: new_customer_code()
+    )
     name: Mapped[str] = mapped_column(String(200), nullable=False, index=True)
     kind: Mapped[str] = mapped_column(String(10), default="company", nullable=False)
     phone: Mapped[str | None] = mapped_column(String(32), index=True)
@@ -104,6 +106,11 @@ class Customer(BusinessMixin, Model):
     __table_args__ = (
         Index("ix_crm_customer_owner_name", "owner_id", "name"),
         Index("ix_crm_customer_city", "province", "city"),
+        # The list orders, newest first (the screen's default) and by name, led by ``active``
+        # because every list filters on it: first pages, keyset pages and the id-only scans of
+        # deep pages (crm_core.web.listing) then never touch the table.
+        Index("ix_crm_customer_active_updated", "active", "updated_at", "id"),
+        Index("ix_crm_customer_active_name", "active", "name", "id"),
     )
 
     @property

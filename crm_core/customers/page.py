@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from ..db import session
 from ..errors import CrmError
+from ..org.display import display_user
 from ..specs import TimelineEntry
 from . import pool
 from .models import Contact, Customer
@@ -89,6 +90,7 @@ class CustomerPageView(BaseView):
             panels=rendered_panels(customer),
             timeline=merged_timeline(customer),
             display_phone=display_phone,
+            display_user=display_user,
         )
 
     def _pool_action(self, pk: int, action: str):  # type: ignore[no-untyped-def]

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from flask import g
+from flask import g, redirect, url_for
+from flask_appbuilder import expose, has_access
 from flask_appbuilder.fieldwidgets import Select2Widget
 from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_babel import lazy_gettext as _l
-from wtforms import SelectField
-from wtforms.validators import ValidationError
+from sqlalchemy import select
+from wtforms import SelectField, StringField
+from wtforms.validators import Length, Optional, ValidationError
 
+from ..db import session
 from ..errors import FieldError
+from ..org.display import display_user
 from ..web.crud import CrmInterface, CrmModelView
 from .models import Contact, Customer, Tag
+from .search import CONTACT_PREFIX_SEARCH, CUSTOMER_PREFIX_SEARCH
 from .validation import display_phone, normalise_email, normalise_phone
 
 
@@ -60,6 +65,7 @@ CUSTOMER_LABELS = {
     "updated_at": _l("Updated"),
     "created_at": _l("Created"),
     "last_activity_at": _l("Last follow-up"),
+    "pooled_at": _l("In pool since"),
 }
 
 _customer_fields = [
@@ -86,6 +92,30 @@ _customer_fields = [
 ]
 
 
+class UniqueCode:
+    """Form validator: the customer code, as it will be stored, is not another customer's."""
+
+    def __call__(self, form, field):  # type: ignore[no-untyped-def]
+        code = (field.data or "").strip().upper()
+        if not code:
+            return
+        query = select(Customer.id).where(Customer.code == code)
+        if getattr(form, "_id", None) is not None:
+            query = query.where(Customer.id != int(form._id))
+        if session().scalar(query.limit(1)) is not None:
+            raise ValidationError(
+                str(_l("%(value)s is already used by another record", value=code))
+            )
+
+
+def _code_field() -> StringField:
+    return StringField(
+        _l("Code"),
+        validators=[Optional(), Length(max=32), UniqueCode()],
+        description=_l("Unique; left empty, one is generated"),
+    )
+
+
 def _kind_field() -> SelectField:
     return SelectField(
         _l("Type"),
@@ -95,10 +125,19 @@ def _kind_field() -> SelectField:
     )
 
 
-class CustomerView(CrmModelView):
+class ShowOn360:
+    """A customer's page is its 360° page: a list's show links lead there."""
+
+    @expose("/show/<pk>")
+    @has_access
+    def show(self, pk):  # type: ignore[no-untyped-def]
+        return redirect(url_for("CustomerPageView.show", pk=pk))
+
+
+class CustomerView(ShowOn360, CrmModelView):
     """Customers (客户): list, search, filters, show, add, edit, archive."""
 
-    datamodel = CrmInterface(Customer)
+    datamodel = CrmInterface(Customer, prefix_search=CUSTOMER_PREFIX_SEARCH)
     route_base = "/customers"
     list_title = _l("Customers")
     show_title = _l("Customer")
@@ -127,25 +166,25 @@ class CustomerView(CrmModelView):
     base_order = ("updated_at", "desc")
     base_filters = [["active", FilterEqual, True]]
     validators_columns = {"phone": [PhoneField()], "email": [EmailField()]}
-    add_form_extra_fields = {"kind": _kind_field()}
-    edit_form_extra_fields = {"kind": _kind_field()}
-    formatters_columns = {"phone": display_phone}
+    add_form_extra_fields = {"kind": _kind_field(), "code": _code_field()}
+    edit_form_extra_fields = {"kind": _kind_field(), "code": _code_field()}
+    formatters_columns = {"phone": display_phone, "owner": display_user}
     description_columns = {
-        "code": _l("Unique; left empty, one is generated"),
         "phone": _l("Mobile or landline; +country code for numbers outside China"),
     }
 
     def pre_add(self, item: Customer) -> None:
-        if item.owner_id is None and item.owner is None and getattr(g, "user", None) is not None:
-            item.owner_id = g.user.id
+        if item.owner is None and getattr(g, "user", None) is not None:
+            item.owner = g.user
 
 
-class CustomerPoolView(CrmModelView):
+class CustomerPoolView(ShowOn360, CrmModelView):
     """The shared pool (公海): active customers without an owner."""
 
-    datamodel = CrmInterface(Customer)
+    datamodel = CrmInterface(Customer, prefix_search=CUSTOMER_PREFIX_SEARCH)
     route_base = "/pool"
     list_title = _l("Shared pool")
+    show_title = _l("Customer")
     label_columns = CUSTOMER_LABELS
     list_columns = ["code", "name", "city", "industry", "source", "pooled_at"]
     search_columns = ["code", "name", "city", "industry", "source"]
@@ -158,7 +197,7 @@ class CustomerPoolView(CrmModelView):
 class ContactView(CrmModelView):
     """Contacts (联系人) at customers."""
 
-    datamodel = CrmInterface(Contact)
+    datamodel = CrmInterface(Contact, prefix_search=CONTACT_PREFIX_SEARCH)
     route_base = "/contacts"
     list_title = _l("Contacts")
     show_title = _l("Contact")
@@ -207,6 +246,9 @@ class TagView(CrmModelView):
     datamodel = CrmInterface(Tag)
     route_base = "/tags"
     list_title = _l("Tags")
+    show_title = _l("Tag")
+    add_title = _l("Add tag")
+    edit_title = _l("Edit tag")
     label_columns = {"name": _l("Name"), "color": _l("Colour")}
     list_columns = add_columns = edit_columns = show_columns = ["name", "color"]
     search_columns = ["name"]

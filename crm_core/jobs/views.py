@@ -15,6 +15,7 @@ class JobRunView(ModelView):
     datamodel = CrmInterface(JobRun)
     route_base = "/jobruns"
     list_title = _l("Job runs")
+    show_title = _l("Job run")
     base_permissions = ["can_list", "can_show"]
     label_columns = {
         "job_id": _l("Job"),

@@ -7,7 +7,7 @@ from flask_babel import lazy_gettext as _l
 from ..hookimpl import hookimpl
 from ..specs import ApiSpec, ViewSpec
 from .models import Team, UserProfile
-from .views import TeamApi, TeamView, UserProfileView
+from .views import TeamApi, TeamView, UserProfileApi, UserProfileView
 
 
 @hookimpl
@@ -30,4 +30,4 @@ def register_views() -> list[ViewSpec]:
 
 @hookimpl
 def register_apis() -> list[ApiSpec]:
-    return [ApiSpec(TeamApi)]
+    return [ApiSpec(TeamApi), ApiSpec(UserProfileApi)]

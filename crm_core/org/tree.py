@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from ..db import session
@@ -18,7 +19,7 @@ def refresh_paths() -> None:
         node: Team | None = team
         while node is not None:
             if node.id in seen:
-                raise FieldError({"parent": ["A team cannot be inside itself"]})
+                raise FieldError({"parent": [str(_l("A team cannot be inside itself"))]})
             seen.append(node.id)
             node = teams.get(node.parent_id) if node.parent_id else None
         path = "/" + "/".join(str(i) for i in reversed(seen)) + "/"

@@ -15,6 +15,9 @@ class TeamView(CrmModelView):
     datamodel = CrmInterface(Team)
     route_base = "/teams"
     list_title = _l("Teams")
+    show_title = _l("Team")
+    add_title = _l("Add team")
+    edit_title = _l("Edit team")
     label_columns = {
         "name": _l("Name"),
         "parent": _l("Parent team"),
@@ -40,6 +43,9 @@ class UserProfileView(CrmModelView):
     datamodel = CrmInterface(UserProfile)
     route_base = "/profiles"
     list_title = _l("User profiles")
+    show_title = _l("User profile")
+    add_title = _l("Add user profile")
+    edit_title = _l("Edit user profile")
     label_columns = {
         "user": _l("User"),
         "team": _l("Team"),
@@ -70,3 +76,12 @@ class TeamApi(CrmModelRestApi):
 
     def post_update(self, item: Team) -> None:
         refresh_paths()
+
+
+class UserProfileApi(CrmModelRestApi):
+    """``/api/v1/userprofile/``: each user's team, manager, phone and title."""
+
+    resource_name = "userprofile"
+    datamodel = CrmInterface(UserProfile)
+    list_columns = show_columns = ["id", "user_id", "team_id", "manager_id", "phone", "title"]
+    add_columns = edit_columns = ["user_id", "team_id", "manager_id", "phone", "title"]

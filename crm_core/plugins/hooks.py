@@ -11,9 +11,10 @@ from ..events.models import EventDelivery, OutboxEvent
 from ..hookimpl import hookimpl
 from ..jobs.models import JobRun, SchedulerLease
 from ..jobs.views import JobRunView
+from ..settings.api import SettingApi
 from ..settings.models import Setting
 from ..settings.views import SettingsView
-from ..specs import JobSpec, ViewSpec
+from ..specs import ApiSpec, JobSpec, ViewSpec
 from .models import PluginState
 from .views import ModulesView
 
@@ -36,6 +37,11 @@ def register_views() -> list[ViewSpec]:
         ViewSpec(SettingsView, "Settings", _l("Settings"), icon="fa-sliders-h", **ADMIN),
         ViewSpec(JobRunView, "Job runs", _l("Job runs"), icon="fa-history", **ADMIN),
     ]
+
+
+@hookimpl
+def register_apis() -> list[ApiSpec]:
+    return [ApiSpec(SettingApi)]
 
 
 def _dispatch_job(_app: Any) -> dict[str, int]:

@@ -109,6 +109,29 @@ class CrmRegistry:
         except SQLAlchemyError:
             log.exception("could not record the error of plugin %s", owner)
 
+    def errors(self) -> dict[str, str]:
+        """Each plugin's error, if it has one: why it did not load, else what it last failed at
+        in this process, else the failure another process (a worker, the scheduler, the event
+        dispatcher) stored on its state row."""
+        try:
+            stored = {
+                name: error
+                for name, error in session().execute(
+                    select(PluginState.name, PluginState.last_error).where(
+                        PluginState.last_error.is_not(None)
+                    )
+                )
+            }
+        except SQLAlchemyError:  # before `crm upgrade` there is no state table yet
+            session().rollback()
+            stored = {}
+        out: dict[str, str] = {}
+        for name in self.plugins:
+            error = self.plugins[name].error or self.runtime_errors.get(name) or stored.get(name)
+            if error:
+                out[name] = error
+        return out
+
     # -- state --------------------------------------------------------------------------------
     def stored_states(self) -> dict[str, str]:
         """Plugin states as stored in this app's database (read once per request)."""
@@ -142,11 +165,20 @@ class CrmRegistry:
         return stored or "available"
 
     def enabled_names(self) -> set[str]:
-        """Names of the plugins whose screens, APIs, jobs and handlers are live now."""
-        return {name for name in self.plugins if self.state_of(name) == ENABLED}
+        """Names of the plugins whose screens, APIs, jobs and handlers are live now: enabled and
+        loaded (a plugin stored as enabled that no longer loads has nothing live)."""
+        return {
+            name
+            for name, info in self.plugins.items()
+            if info.loaded and self.state_of(name) == ENABLED
+        }
 
     def is_enabled(self, owner: str) -> bool:
-        return owner == CORE or self.state_of(owner) == ENABLED
+        """True for the core and for a loaded plugin that is enabled now."""
+        if owner == CORE:
+            return True
+        info = self.plugins.get(owner)
+        return info is not None and info.loaded and self.state_of(owner) == ENABLED
 
     def is_installed(self, name: str) -> bool:
         """True once the plugin's tables exist (installed, enabled or disabled)."""

@@ -5,11 +5,8 @@ from __future__ import annotations
 from flask import current_app, flash, redirect, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
 
-from ..db import session
 from . import lifecycle
-from .models import PluginState
 
 
 class ModulesView(BaseView):
@@ -23,15 +20,11 @@ class ModulesView(BaseView):
     @has_access
     def list(self):  # type: ignore[no-untyped-def]
         registry = current_app.extensions["crm"]
-        stored_errors = {
-            r.name: r.last_error for r in session().scalars(select(PluginState)) if r.last_error
-        }
+        errors = registry.errors()
         rows = []
         for info in registry.ordered():
             manifest = info.manifest
-            error = (
-                info.error or registry.runtime_errors.get(info.name) or stored_errors.get(info.name)
-            )
+            error = errors.get(info.name)
             rows.append(
                 {
                     "name": info.name,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 
 from ..db import session
 from .models import Setting
@@ -27,11 +29,17 @@ def get_setting(key: str) -> Any:
 def set_setting(key: str, value: Any) -> None:
     """Store ``value`` for ``key`` after converting it to the declared type; caller commits."""
     spec = _spec(key)
-    converters = {"int": int, "str": str, "bool": _to_bool, "float": float}
+    converters: dict[str, Callable[[Any], Any]] = {
+        "int": int,
+        "str": str,
+        "bool": _to_bool,
+        "float": float,
+    }
     try:
         value = converters.get(spec.type, lambda v: v)(value)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{key}: {value!r} is not a valid {spec.type}") from exc
+        message = _l("%(value)s is not a valid %(type)s", value=repr(value), type=spec.type)
+        raise ValueError(f"{key}: {message}") from exc
     row = session().get(Setting, key)
     if row is None:
         owner = current_app.extensions["crm"].setting_owner.get(key, "core")

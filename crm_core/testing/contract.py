@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from flask import Flask
-from sqlalchemy import inspect
+from sqlalchemy import Engine, inspect
 
 from ..db import session
 from ..plugins import lifecycle, migrations
@@ -23,7 +25,7 @@ def check_plugin_contract(app: Flask, name: str) -> None:
     with app.app_context():
         lin = lifecycle.lineage(info)
         if lin is not None:
-            engine = session().get_bind()
+            engine = cast(Engine, session().get_bind())
             migrations.upgrade(engine, lin)
             tables = set(inspect(engine).get_table_names())
             owned = {t for t in tables if t.startswith(manifest.table_prefix)}

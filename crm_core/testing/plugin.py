@@ -1,8 +1,9 @@
 """pytest fixtures for the CRM and its plugins (entry point ``pytest11``).
 
 Fixtures: ``crm_backend`` (the database backend, parametrised over every reachable one),
-``crm_app`` (a migrated app per backend, for the session), ``app`` (the same app, cleaned after
-each test), ``login`` (a test client logged in with a role), ``admin_client``, ``rep_client``.
+``crm_plugins`` (which plugins ``crm_app`` loads; override it in a ``conftest.py``), ``crm_app`` (a
+migrated app per backend, for the session), ``app`` (the same app, cleaned after each test),
+``login`` (a test client logged in with a role), ``admin_client``, ``rep_client``.
 
 Backends: SQLite always; PostgreSQL and MariaDB when their servers answer. ``CRM_TEST_BACKENDS``
 (e.g. ``sqlite``) restricts the set; with ``CRM_TEST_REQUIRE_ALL=1`` (as in CI) an unreachable
@@ -19,7 +20,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_appbuilder import Model
-from sqlalchemy import delete, select
+from sqlalchemy import delete, inspect, select
 
 from ..app import create_app
 from ..cli.db import upgrade_all
@@ -86,9 +87,21 @@ def crm_database_url(crm_backend: str, tmp_path_factory: pytest.TempPathFactory)
 
 
 @pytest.fixture(scope="session")
-def crm_app(crm_database_url: str) -> Iterator[Flask]:
+def crm_plugins() -> str | None:
+    """The plugins ``crm_app`` loads, as a ``CRM_PLUGINS`` comma list (``""``: none).
+
+    ``None`` (the default) loads every pip-installed plugin, or those the ``CRM_PLUGINS``
+    environment variable names. Override the fixture in a ``conftest.py``: a plugin's tests
+    return its name (and its dependencies'), so other plugins in the environment stay out.
+    """
+    return None
+
+
+@pytest.fixture(scope="session")
+def crm_app(crm_database_url: str, crm_plugins: str | None) -> Iterator[Flask]:
     """A migrated app with one user per default role (password ``Test-pass-1``)."""
-    app = make_test_app(crm_database_url)
+    overrides = {} if crm_plugins is None else {"CRM_PLUGINS": crm_plugins}
+    app = make_test_app(crm_database_url, **overrides)
     with app.app_context():
         upgrade_all()
         for role, username in ROLE_USERS.items():
@@ -96,7 +109,7 @@ def crm_app(crm_database_url: str) -> Iterator[Flask]:
         app.config["CRM_TEST_STATES"] = [
             (r.name, r.state) for r in session().scalars(select(PluginState))
         ]
-        session().remove() if hasattr(session(), "remove") else session().close()
+        session().remove() if hasattr(session(), "remove") else session().close()  # type: ignore[attr-defined]
     yield app
     with app.app_context():
         app.extensions["crm_db"].engine.dispose()
@@ -108,9 +121,17 @@ def reset_database(app: Flask) -> None:
         s = session()
         s.rollback()
         keep_users = list(ROLE_USERS.values())
+        # The metadata is the process's: it also holds tables of plugins that another app in
+        # this process imported and this database never created.
+        existing = set(inspect(s.get_bind()).get_table_names())
         for table in reversed(Model.metadata.sorted_tables):
             if table.name.startswith(KEEP_TABLES) or table.name in ("ab_user", "ab_user_role"):
                 continue
+            if table.name not in existing:
+                continue
+            for column in table.columns:  # a tree (teams) must let go of itself first
+                if any(fk.column.table is table for fk in column.foreign_keys):
+                    s.execute(table.update().values({column.name: None}))
             s.execute(table.delete())
         user_table = Model.metadata.tables["ab_user"]
         role_table = Model.metadata.tables["ab_user_role"]

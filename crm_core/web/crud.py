@@ -9,12 +9,20 @@ SQL, a path or a traceback.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from flask import flash, redirect, request
 from flask_appbuilder import Model, ModelRestApi, ModelView
 from flask_appbuilder.actions import action
-from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_appbuilder.api import expose, merge_response_func, safe
+from flask_appbuilder.api.schemas import get_list_schema
+from flask_appbuilder.exceptions import (
+    FABException,
+    InvalidColumnArgsFABException,
+    InvalidOrderByColumnFABException,
+)
+from flask_appbuilder.security.decorators import permission_name, protect
 from flask_babel import lazy_gettext as _l
 from marshmallow import ValidationError
 from sqlalchemy import inspect, select
@@ -23,6 +31,9 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from ..db import session
 from ..errors import ConflictError, CrmError, FieldError
+from .listing import CursorError, ListingInterface
+from .rison import rison
+from .search import PrefixNormaliser
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +82,24 @@ def check_unique_and_references(item: Any) -> None:
                 )
 
 
-class CrmInterface(SQLAInterface):
-    """The data interface every core and plugin view uses: clean errors on write."""
+class CrmInterface(ListingInterface):
+    """The data interface every core and plugin view uses: clean errors on write, and lists
+    that stay fast on big tables (see :mod:`crm_core.web.listing` and :mod:`.search`).
+
+    ``prefix_search`` maps columns stored in a normal form to a function that turns what a
+    user types into the stored form of a prefix (``{"phone": phone_search_prefix}``), so
+    "starts with" finds ``+8613812345678`` from ``138 1234``.
+    """
+
+    def __init__(
+        self,
+        obj: Any,
+        session: Any = None,
+        *,
+        prefix_search: Mapping[str, PrefixNormaliser] | None = None,
+    ) -> None:
+        super().__init__(obj, session)
+        self.prefix_search = dict(prefix_search or {})
 
     def _write(self, op: str, item: Any) -> None:
         try:
@@ -114,6 +141,57 @@ class CrmModelView(ModelView):
     list_template = "appbuilder/general/model/list.html"
     page_size = 25
 
+    def _get_list_widget(  # type: ignore[no-untyped-def]
+        self,
+        filters,
+        actions=None,
+        order_column="",
+        order_direction="",
+        page=None,
+        page_size=None,
+        widgets=None,
+        **kwargs,
+    ):
+        """FAB's list widget fed by :meth:`CrmInterface.query_page`: no full count on big
+        tables, deep pages through the deferred join, related columns loaded in one query."""
+        if not isinstance(self.datamodel, CrmInterface):
+            return super()._get_list_widget(
+                filters, actions, order_column, order_direction, page, page_size, widgets, **kwargs
+            )
+        widgets = widgets or {}
+        actions = actions or self.actions
+        page_size = page_size or self.page_size
+        if not order_column and self.base_order:
+            order_column, order_direction = self.base_order
+        joined_filters = filters.get_joined_filters(self._base_filters)
+        eager = tuple(c for c in self.list_columns if self.datamodel.is_relation_many_to_one(c))
+        result = self.datamodel.query_page(
+            joined_filters,
+            order_column,
+            order_direction,
+            page=page,
+            page_size=page_size,
+            eager=eager,
+        )
+        pks = [self._serialize_pk_if_composite(pk) for pk in self.datamodel.get_keys(result.rows)]
+        widgets["list"] = self.list_widget(
+            label_columns=self.label_columns,
+            include_columns=self.list_columns,
+            value_columns=self.datamodel.get_values(result.rows, self.list_columns),
+            order_columns=self.order_columns,
+            formatters_columns=self.formatters_columns,
+            page=page,
+            page_size=page_size,
+            count=result.count,
+            count_is_estimate=result.count_is_estimate,
+            pks=pks,
+            actions=actions,
+            filters=filters,
+            modelview_name=self.__class__.__name__,
+            **kwargs,
+        )
+        return widgets
+
     @action(
         "archive",
         _l("Archive"),
@@ -148,6 +226,134 @@ class CrmModelRestApi(ModelRestApi):
     page_size = 25
     #: Values filled in for fields a POST leaves out: field name -> zero-argument callable.
     post_defaults: dict[str, Any] = {}
+
+    @expose("/", methods=["GET"])
+    @protect()
+    @safe
+    @permission_name("get")
+    @rison(get_list_schema)
+    @merge_response_func(ModelRestApi.merge_order_columns, "order_columns")
+    @merge_response_func(ModelRestApi.merge_list_label_columns, "label_columns")
+    @merge_response_func(ModelRestApi.merge_description_columns, "description_columns")
+    @merge_response_func(ModelRestApi.merge_list_columns, "list_columns")
+    @merge_response_func(ModelRestApi.merge_list_title, "list_title")
+    def get_list(self, **kwargs: Any):  # type: ignore[no-untyped-def]
+        """A page of records: FAB's rison ``q`` (columns, filters, order, page), or keyset
+        pages with ``cursor``.
+        ---
+        get:
+          description: >-
+            A page of records. With `q`, FAB's paging (`page`, `page_size`); with `cursor`
+            (empty for the first page, then the `next_cursor` of the previous answer, with the
+            same `q` filters and order) pages by the sort key, as fast on page 20,000 as on
+            page 1. `count` is exact only when that is cheap (`count_is_estimate`).
+          parameters:
+          - in: query
+            name: q
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/get_list_schema'
+          - in: query
+            name: cursor
+            schema:
+              type: string
+          - in: query
+            name: page_size
+            schema:
+              type: integer
+          responses:
+            200:
+              description: Items from Model
+              content:
+                application/json:
+                  schema:
+                    type: object
+                    properties:
+                      ids:
+                        type: array
+                        items:
+                          type: string
+                      count:
+                        type: number
+                      count_is_estimate:
+                        type: boolean
+                      next_cursor:
+                        type: string
+                        nullable: true
+                      result:
+                        type: array
+                        items:
+                          $ref: '#/components/schemas/{{self.__class__.__name__}}.get_list'  # noqa
+            400:
+              $ref: '#/components/responses/400'
+            401:
+              $ref: '#/components/responses/401'
+            422:
+              $ref: '#/components/responses/422'
+            500:
+              $ref: '#/components/responses/500'
+        """
+        return self.get_list_headless(**kwargs)
+
+    def get_list_headless(self, **kwargs: Any):  # type: ignore[no-untyped-def]
+        """FAB's list with its rison ``q`` (columns, filters, order, page, page_size), plus
+        keyset paging: ``?cursor=`` (empty for the first page) with ``page_size`` pages by
+        the sort key; every answer carries ``next_cursor`` (``null`` on the last page) and
+        ``count_is_estimate`` (``count`` is exact only when that is cheap)."""
+        if not isinstance(self.datamodel, CrmInterface):
+            return super().get_list_headless(**kwargs)
+        response: dict[str, Any] = {}
+        args = kwargs.get("rison", {})
+        try:
+            select_columns, pruned_select_cols = self._handle_columns_args(
+                args, self.list_select_columns, self.list_columns
+            )
+        except InvalidColumnArgsFABException as exc:
+            return self.response_400(message=str(exc))
+        self.set_response_key_mappings(
+            response, self.get_list, args, **{"columns": pruned_select_cols}
+        )
+        if pruned_select_cols:
+            list_model_schema = self.model2schemaconverter.convert(pruned_select_cols)
+        else:
+            list_model_schema = self.list_model_schema
+        try:
+            joined_filters = self._handle_filters_args(args)
+        except FABException as exc:
+            return self.response_400(message=str(exc))
+        try:
+            order_column, order_direction = self._handle_order_args(args)
+        except InvalidOrderByColumnFABException as exc:
+            return self.response_400(message=str(exc))
+        keyset = "cursor" in request.args
+        if keyset and "page" in args:
+            return self.response_400(message="Use either page or cursor, not both")
+        size_arg = request.args.get("page_size", type=int)  # None when absent or not a number
+        page_index, page_size = self._handle_page_args(
+            {**args, "page_size": size_arg} if size_arg else args
+        )
+        try:
+            result = self.datamodel.query_page(
+                joined_filters,
+                order_column,
+                order_direction,
+                page=page_index,
+                page_size=page_size,
+                select_columns=select_columns,
+                outer_default_load=self.list_outer_default_load,
+                cursor=request.args.get("cursor") or None,
+                keyset=keyset,
+            )
+        except CursorError as exc:
+            return self.response_400(message=str(exc))
+        response["result"] = list_model_schema.dump(result.rows, many=True)
+        response["ids"] = self.datamodel.get_keys(result.rows)
+        response["count"] = result.count
+        response["count_is_estimate"] = result.count_is_estimate
+        response["next_cursor"] = result.next_cursor
+        self.pre_get_list(response)
+        return self.response(200, **response)
 
     def _json_body(self) -> dict[str, Any] | None:
         body = request.get_json(silent=True) if request.is_json else None

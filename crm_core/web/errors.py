@@ -17,7 +17,10 @@ log = logging.getLogger(__name__)
 def _page(code: int, message: str):  # type: ignore[no-untyped-def]
     try:
         html = render_template(
-            "crm/error.html", code=code, message=message, appbuilder=current_app.appbuilder
+            "crm/error.html",
+            code=code,
+            message=message,
+            appbuilder=current_app.appbuilder,  # type: ignore[attr-defined]
         )
     except Exception:  # noqa: BLE001 - the error page itself must never fail
         log.exception("error page failed")

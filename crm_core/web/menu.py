@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import has_request_context
 from flask_appbuilder.menu import Menu
 
 
@@ -11,6 +12,11 @@ class CrmMenu(Menu):
     """Flask-AppBuilder's navbar ignores a menu item's condition; this menu applies it."""
 
     def get_list(self) -> list[Any]:
+        """The entries to show in this request. Outside a request every entry is listed:
+        Flask-AppBuilder's permission sync (``crm upgrade``) walks this list too, and must create
+        the menu permissions of plugins that are not enabled yet."""
+        if not has_request_context():
+            return list(self.menu)
         visible = []
         for item in self.menu:
             if not item.should_render():

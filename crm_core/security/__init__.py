@@ -1,0 +1,1 @@
+"""Security: the security manager and, later, record rules, masking and audit."""

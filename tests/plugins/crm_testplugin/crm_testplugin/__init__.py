@@ -1,0 +1,108 @@
+"""A small but complete CRM plugin, built as a wheel and pip-installed by the core's tests.
+
+It uses only what ``crm_core`` exports: a model with its own migrations, a screen, an API, a
+customer panel, timeline entries, an event handler and a validation rule.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from markupsafe import Markup, escape
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+import crm_core
+
+manifest = crm_core.Manifest(
+    name="testplugin",
+    version="1.0.0",
+    title="Test plugin",
+    phase=1,
+    migrations=str(Path(__file__).resolve().parent / "migrations" / "versions"),
+    table_prefix="tp_",
+    description="Gadgets of customers (used by the core's tests)",
+)
+
+VETOED_NAME = "VETO ME"
+VETO_MESSAGE = "The test plugin refuses customers named VETO ME"
+
+
+@crm_core.hookimpl
+def register_models() -> list[type]:
+    from .models import Gadget, SeenEvent
+
+    return [Gadget, SeenEvent]
+
+
+@crm_core.hookimpl
+def register_views() -> list[crm_core.ViewSpec]:
+    from .views import GadgetView
+
+    return [
+        crm_core.ViewSpec(
+            GadgetView,
+            "Gadget list",
+            "Gadgets",
+            category="Gadgets",
+            category_label="Gadgets",
+            icon="fa-cube",
+            category_icon="fa-cubes",
+        )
+    ]
+
+
+@crm_core.hookimpl
+def register_apis() -> list[crm_core.ApiSpec]:
+    from .views import GadgetApi
+
+    return [crm_core.ApiSpec(GadgetApi)]
+
+
+def _gadgets_of(customer: Any, limit: int) -> list[Any]:
+    from .models import Gadget
+
+    query = (
+        select(Gadget)
+        .where(Gadget.customer_id == customer.id, Gadget.active.is_(True))
+        .order_by(Gadget.created_at.desc(), Gadget.id.desc())
+        .limit(limit)
+    )
+    return list(crm_core.session().scalars(query))
+
+
+def _render_panel(customer: Any) -> str:
+    items = "".join(f"<li>{escape(g.name)}</li>" for g in _gadgets_of(customer, 20))
+    return Markup(f'<ul class="tp-gadgets">{items}</ul>')
+
+
+@crm_core.hookimpl
+def register_customer_panels() -> list[crm_core.PanelSpec]:
+    return [crm_core.PanelSpec("tp_gadgets", "Gadgets", _render_panel, order=50)]
+
+
+@crm_core.hookimpl
+def customer_timeline(customer: Any, since: Any, limit: int) -> list[crm_core.TimelineEntry]:
+    return [
+        crm_core.TimelineEntry(when=g.created_at, kind="gadget", title=f"Gadget {g.name}")
+        for g in _gadgets_of(customer, limit)
+        if since is None or g.created_at >= since
+    ]
+
+
+@crm_core.hookimpl
+def on_event(event: crm_core.Event) -> None:
+    """Remember each event once (a delivery may repeat), in a session of its own."""
+    from .models import SeenEvent
+
+    with Session(crm_core.session().get_bind()) as s, s.begin():
+        if s.scalar(select(SeenEvent.id).where(SeenEvent.event_id == event.id)) is None:
+            s.add(SeenEvent(event_id=event.id, type=event.type, record_id=event.payload.get("id")))
+
+
+@crm_core.hookimpl
+def validate_change(change: crm_core.Change) -> str | None:
+    if change.model == "customer" and getattr(change.record, "name", None) == VETOED_NAME:
+        return VETO_MESSAGE
+    return None

@@ -1,0 +1,165 @@
+"""Domain events: written in the user's transaction, delivered after commit, never lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from crm_core.customers.models import Customer
+from crm_core.db import session
+from crm_core.events.dispatch import dispatch_pending
+from crm_core.events.models import EventDelivery, OutboxEvent
+from crm_core.testing.databases import backend_url
+from crm_core.testing.plugin import login_client, make_test_app
+
+RECORDER = textwrap.dedent(
+    '''
+    """Site hook used by the tests: appends every event it receives to a file."""
+    import os
+
+    import crm_core
+
+    manifest = crm_core.Manifest(name="recorder", version="1.0", auto_enable=True)
+
+
+    @crm_core.hookimpl
+    def on_event(event):
+        with open(os.environ["CRM_RECORDER_FILE"], "a", encoding="utf-8") as fh:
+            fh.write(f"{event.id} {event.type} {event.payload.get('id')}\\n")
+    '''
+)
+
+
+@pytest.fixture
+def recorder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "recorder.py").write_text(RECORDER, encoding="utf-8")
+    out = tmp_path / "events.log"
+    out.touch()
+    monkeypatch.setenv("CRM_RECORDER_FILE", str(out))
+    return hooks, out
+
+
+@pytest.fixture
+def events_app(crm_backend: str, tmp_path: Path, recorder: tuple[Path, Path]):  # type: ignore[no-untyped-def]
+    from crm_core.cli.db import upgrade_all
+    from crm_core.cli.users import ensure_user
+
+    url = backend_url(crm_backend, f"crm_ev_{os.getpid()}", tmp_path)
+    app = make_test_app(url, CRM_HOOKS_DIR=str(recorder[0]), CRM_PLUGINS="recorder")
+    with app.app_context():
+        upgrade_all()
+        ensure_user("t_admin", "Test-pass-1", "a@example.cn", "Admin")
+    yield app, url
+    with app.app_context():
+        app.extensions["crm_db"].engine.dispose()
+
+
+def lines(path: Path) -> list[str]:
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def test_event_is_delivered_after_the_request_commits(events_app, recorder):
+    app, _url = events_app
+    client = login_client(app, "t_admin")
+    response = client.post("/api/v1/customer/", json={"name": "北京中关村软件有限公司"})
+    assert response.status_code == 201
+    customer_id = response.get_json()["id"]
+    assert f"customer.created {customer_id}" in " ".join(lines(recorder[1]))
+    with app.app_context():
+        pending = session().scalar(
+            select(func.count()).select_from(OutboxEvent).where(OutboxEvent.dispatched_at.is_(None))
+        )
+        assert pending == 0
+
+
+def test_failed_write_emits_no_event(events_app, recorder):
+    app, _url = events_app
+    client = login_client(app, "t_admin")
+    assert client.post("/api/v1/customer/", json={"name": "甲", "code": "DUP"}).status_code == 201
+    before = len(lines(recorder[1]))
+    assert client.post("/api/v1/customer/", json={"name": "乙", "code": "DUP"}).status_code == 409
+    assert len(lines(recorder[1])) == before
+    with app.app_context():
+        assert session().scalar(select(func.count()).select_from(OutboxEvent)) == before
+
+
+def test_killed_between_commit_and_dispatch_loses_no_event(events_app, recorder, tmp_path):
+    app, url = events_app
+    script = tmp_path / "writer.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import os, signal
+            from crm_core.testing.plugin import make_test_app
+            from crm_core.customers.models import Customer
+            from crm_core.db import session
+
+            app = make_test_app({url!r}, CRM_HOOKS_DIR={str(recorder[0])!r},
+                                CRM_PLUGINS="recorder")
+            with app.app_context():
+                session().add(Customer(name="深圳市前海云图科技有限公司", code="KILL-1"))
+                session().commit()
+                os.kill(os.getpid(), signal.SIGKILL)  # dies before anything dispatches
+            """
+        ),
+        encoding="utf-8",
+    )
+    result = subprocess.run([sys.executable, str(script)], env=os.environ.copy(), check=False)
+    assert result.returncode == -signal.SIGKILL
+    assert lines(recorder[1]) == []  # nothing was delivered by the dead process
+    with app.app_context():
+        customer_id = session().scalar(select(Customer.id).where(Customer.code == "KILL-1"))
+        assert customer_id is not None
+        assert dispatch_pending() == 1
+        assert dispatch_pending() == 0  # delivered once, not again
+    delivered = lines(recorder[1])
+    assert len(delivered) == 1 and delivered[0].endswith(f"customer.created {customer_id}")
+
+
+def test_failing_handler_is_retried_and_others_still_get_the_event(events_app, recorder, tmp_path):
+    app, _url = events_app
+    registry = app.extensions["crm"]
+    calls: list[int] = []
+
+    class Flaky:
+        @staticmethod
+        def on_event(event):  # type: ignore[no-untyped-def]
+            calls.append(event.id)
+            if len(calls) == 1:
+                raise RuntimeError("endpoint down")
+
+    from crm_core.hookimpl import hookimpl
+
+    Flaky.on_event = hookimpl(Flaky.on_event)  # type: ignore[method-assign]
+    registry.pm.register(Flaky, name="flaky_test")
+    registry.owner_of_module["flaky_test"] = "core"
+    try:
+        client = login_client(app, "t_admin")
+        assert client.post("/api/v1/customer/", json={"name": "丙公司"}).status_code == 201
+        assert len(lines(recorder[1])) == 1  # the healthy handler was not held up
+        assert len(calls) == 1
+        with app.app_context():
+            delivery = session().scalar(
+                select(EventDelivery).where(EventDelivery.handler == "flaky_test")
+            )
+            assert delivery.status == "pending" and delivery.attempts == 1
+            assert "endpoint down" in delivery.last_error
+            assert dispatch_pending() == 0  # back-off: not due yet
+            delivery.next_attempt_at = delivery.next_attempt_at.replace(year=2000)
+            session().commit()
+            assert dispatch_pending() == 1
+            session().commit()  # end this session's snapshot (MariaDB reads repeatably)
+            session().refresh(delivery)
+            assert delivery.status == "done" and delivery.attempts == 2
+        assert len(calls) == 2 and len(lines(recorder[1])) == 1
+    finally:
+        registry.pm.unregister(name="flaky_test")
