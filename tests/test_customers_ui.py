@@ -118,3 +118,18 @@ def test_menu_follows_permissions(app, admin_client, rep_client):
     rep_home = rep_client.get("/").get_data(as_text=True)
     assert "/customers/list/" in rep_home and "/modules/" not in rep_home
     assert rep_client.get("/modules/").status_code in (302, 403)
+
+
+def test_delete_on_the_screen_archives(app, admin_client):
+    with app.app_context():
+        customer = Customer(name="宁波北仑东方物流有限公司", code="DEL-1")
+        session().add(customer)
+        session().commit()
+        pk = customer.id
+    list_html = admin_client.get("/customers/list/").get_data(as_text=True)
+    assert f'id="btn-delete-/customers/delete/{pk}"' in list_html
+    assert f"execute_single_delete('/customers/delete/{pk}'" in list_html  # the button works
+    admin_client.post(f"/customers/delete/{pk}")
+    with app.app_context():
+        assert session().get(Customer, pk).active is False  # kept, archived
+    assert "DEL-1" not in admin_client.get("/customers/list/").get_data(as_text=True)

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    event,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
@@ -71,9 +72,7 @@ class Customer(BusinessMixin, Model):
     __crm_event__ = "customer"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    code: Mapped[str] = mapped_column(
-        String(32), unique=True, nullable=False, default=lambda: new_customer_code()
-    )
+    code: Mapped[str] = mapped_column(String(32), unique=True, nullable=False)
     name: Mapped[str] = mapped_column(String(200), nullable=False, index=True)
     kind: Mapped[str] = mapped_column(String(10), default="company", nullable=False)
     phone: Mapped[str | None] = mapped_column(String(32), index=True)
@@ -147,6 +146,13 @@ class Customer(BusinessMixin, Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+@event.listens_for(Customer, "before_insert")
+def _fill_code(_mapper, _connection, target: Customer) -> None:  # type: ignore[no-untyped-def]
+    """Customers entered without a code get one (not a column default: forms would show it)."""
+    if not target.code:
+        target.code = new_customer_code()
 
 
 class Contact(BusinessMixin, Model):

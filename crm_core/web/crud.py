@@ -23,6 +23,7 @@ from flask_appbuilder.exceptions import (
     InvalidOrderByColumnFABException,
 )
 from flask_appbuilder.security.decorators import permission_name, protect
+from flask_appbuilder.widgets import ListWidget
 from flask_babel import lazy_gettext as _l
 from marshmallow import ValidationError
 from sqlalchemy import inspect, select
@@ -132,13 +133,29 @@ class CrmInterface(ListingInterface):
         self._write("edit", item)
 
     def delete(self, item: Any, commit: bool = True) -> None:
-        self._write("delete", item)
+        """Archive a business record (one with an ``active`` flag); delete anything else.
+
+        So "delete" on any screen or API keeps the record and its history; it leaves lists and
+        pickers and can be restored.
+        """
+        if hasattr(item, "active"):
+            item.active = False
+            self._write("edit", item)
+        else:
+            self._write("delete", item)
+
+
+class CrmListWidget(ListWidget):
+    """The list table, with each row's buttons built once per page (see the template)."""
+
+    template = "crm/widgets/list.html"
 
 
 class CrmModelView(ModelView):
     """A generated screen. Business records are archived, not deleted."""
 
     list_template = "appbuilder/general/model/list.html"
+    list_widget = CrmListWidget
     page_size = 25
 
     def _get_list_widget(  # type: ignore[no-untyped-def]
@@ -418,17 +435,13 @@ class CrmModelRestApi(ModelRestApi):
         return self.response(200, result=self.edit_model_schema.dump(item, many=False))
 
     def delete_headless(self, pk: Any):  # type: ignore[no-untyped-def]
-        """Business records (with an ``active`` flag) are archived; others are deleted."""
+        """Business records (with an ``active`` flag) are archived (see CrmInterface.delete)."""
         item = self.datamodel.get(pk, self._base_filters)
         if not item:
             return self.response_404()
         try:
             self.pre_delete(item)
-            if hasattr(item, "active"):
-                item.active = False
-                self.datamodel.edit(item)
-            else:
-                self.datamodel.delete(item)
+            self.datamodel.delete(item)
         except CrmError as exc:
             session().rollback()
             return self._error(exc)
