@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from helpers import add_customer
 from sqlalchemy import select
 
 from crm_core.activities.models import Activity
@@ -64,11 +65,7 @@ def test_duplicate_code_in_form_is_refused_without_sql(app, rep_client):
 
 
 def test_archive_hides_customer_from_list_and_keeps_row(app, admin_client):
-    with app.app_context():
-        customer = Customer(name="天津西青瑞丰模具有限公司", code="ARC-1")
-        session().add(customer)
-        session().commit()
-        pk = customer.id
+    pk = add_customer(app, name="天津西青瑞丰模具有限公司", code="ARC-1")
     assert "ARC-1" in admin_client.get("/customers/list/").get_data(as_text=True)
     admin_client.post("/customers/action_post", data={"action": "archive", "rowid": [pk]})
     assert "ARC-1" not in admin_client.get("/customers/list/").get_data(as_text=True)
@@ -121,11 +118,7 @@ def test_menu_follows_permissions(app, admin_client, rep_client):
 
 
 def test_delete_on_the_screen_archives(app, admin_client):
-    with app.app_context():
-        customer = Customer(name="宁波北仑东方物流有限公司", code="DEL-1")
-        session().add(customer)
-        session().commit()
-        pk = customer.id
+    pk = add_customer(app, name="宁波北仑东方物流有限公司", code="DEL-1")
     list_html = admin_client.get("/customers/list/").get_data(as_text=True)
     assert f'id="btn-delete-/customers/delete/{pk}"' in list_html
     assert f"execute_single_delete('/customers/delete/{pk}'" in list_html  # the button works

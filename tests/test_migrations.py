@@ -4,28 +4,12 @@ from __future__ import annotations
 
 import os
 
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
-from flask_appbuilder import Model
 from sqlalchemy import create_engine, inspect
 
 from crm_core.plugins import migrations
 from crm_core.plugins.migrations import CORE_LINEAGE
+from crm_core.testing import schema_diff
 from crm_core.testing.databases import backend_url, drop
-
-
-def _core_diff(engine) -> list:  # type: ignore[no-untyped-def]
-    with engine.connect() as conn:
-        ctx = MigrationContext.configure(
-            conn,
-            opts={
-                "include_object": lambda obj, name, type_, *_: (
-                    name if type_ == "table" else obj.table.name
-                ).startswith(("ab_", "crm_")),
-                "compare_type": False,
-            },
-        )
-        return compare_metadata(ctx, Model.metadata)
 
 
 def test_core_migrations_down_and_up(crm_backend, tmp_path):
@@ -38,7 +22,7 @@ def test_core_migrations_down_and_up(crm_backend, tmp_path):
         tables = set(inspect(engine).get_table_names())
         assert {"crm_customer", "crm_contact", "crm_outbox", "ab_user", "alembic_version"} <= tables
         assert migrations.current(engine, CORE_LINEAGE) == migrations.head(CORE_LINEAGE)
-        assert _core_diff(engine) == [], "models and migrations disagree"
+        assert schema_diff(engine, CORE_LINEAGE.prefixes) == [], "models and migrations disagree"
         migrations.downgrade(engine, CORE_LINEAGE, "base")
         left = [t for t in inspect(engine).get_table_names() if t.startswith(("ab_", "crm_"))]
         assert left == []

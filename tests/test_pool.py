@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from helpers import add_customer
 from sqlalchemy import select
 
 from crm_core.activities.models import Activity
@@ -17,16 +18,8 @@ from crm_core.settings.store import set_setting
 from crm_core.testing.plugin import user_id
 
 
-def _customer(app, **fields) -> int:  # type: ignore[no-untyped-def]
-    with app.app_context():
-        customer = Customer(**fields)
-        session().add(customer)
-        session().commit()
-        return customer.id
-
-
 def test_rep_claims_from_pool_and_releases(app, rep_client):
-    pk = _customer(app, name="苏州工业园区恒通电子有限公司", owner_id=None)
+    pk = add_customer(app, name="苏州工业园区恒通电子有限公司", owner_id=None)
     claimed = rep_client.post(f"/api/v1/customer/{pk}/claim")
     assert claimed.status_code == 200
     assert claimed.get_json()["result"]["owner_id"] == user_id(app, "Sales Rep")
@@ -41,8 +34,8 @@ def test_rep_claims_from_pool_and_releases(app, rep_client):
     assert "customer.updated" in types  # the generic change event comes too
 
 
-def test_rep_cannot_release_someone_elses_customer(app, rep_client):
-    pk = _customer(app, name="杭州西湖博远科技有限公司", owner_id=user_id(app, "Admin"))
+def test_rep_cannot_release_someone_elsesadd_customer(app, rep_client):
+    pk = add_customer(app, name="杭州西湖博远科技有限公司", owner_id=user_id(app, "Admin"))
     response = rep_client.post(f"/api/v1/customer/{pk}/release")
     assert response.status_code == 422
     with app.app_context():
@@ -50,7 +43,7 @@ def test_rep_cannot_release_someone_elses_customer(app, rep_client):
 
 
 def test_claim_and_release_from_the_360_page(app, rep_client):
-    pk = _customer(app, name="广州天河鼎盛商贸有限公司", owner_id=None)
+    pk = add_customer(app, name="广州天河鼎盛商贸有限公司", owner_id=None)
     page = rep_client.get(f"/customer/{pk}")
     assert page.status_code == 200 and f"/customer/{pk}/claim" in page.get_data(as_text=True)
     rep_client.post(f"/customer/{pk}/claim")
@@ -63,8 +56,8 @@ def test_claim_and_release_from_the_360_page(app, rep_client):
 def test_idle_customers_return_to_pool_and_recent_ones_stay(app):
     rep = user_id(app, "Sales Rep")
     old = utcnow() - timedelta(days=45)
-    idle = _customer(app, name="天津滨海宏达物流有限公司", owner_id=rep, created_at=old)
-    fresh = _customer(app, name="北京海淀中科软件有限公司", owner_id=rep, created_at=old)
+    idle = add_customer(app, name="天津滨海宏达物流有限公司", owner_id=rep, created_at=old)
+    fresh = add_customer(app, name="北京海淀中科软件有限公司", owner_id=rep, created_at=old)
     with app.app_context():
         session().add(Activity(kind="call", subject="电话沟通", customer_id=fresh, owner_id=rep))
         set_setting(RECLAIM_DAYS, 30)
@@ -77,7 +70,7 @@ def test_idle_customers_return_to_pool_and_recent_ones_stay(app):
 
 def test_reclaim_job_run_is_logged(app):
     rep = user_id(app, "Sales Rep")
-    _customer(
+    add_customer(
         app,
         name="上海浦东精密机械有限公司",
         owner_id=rep,

@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from flask import Flask
+from flask_appbuilder import Model
 from sqlalchemy import Engine, inspect
 
 from ..db import session
 from ..plugins import lifecycle, migrations
 
 
+def schema_diff(engine: Engine, prefixes: tuple[str, ...]) -> list[Any]:
+    """Differences between the models and the database for tables starting with ``prefixes``:
+    empty when a lineage's migrations create exactly what its models declare."""
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(
+            conn,
+            opts={
+                "include_object": lambda obj, name, type_, *_: (
+                    name if type_ == "table" else obj.table.name
+                ).startswith(prefixes),
+                "compare_type": False,
+            },
+        )
+        return list(compare_metadata(ctx, Model.metadata))
+
+
 def check_plugin_contract(app: Flask, name: str) -> None:
     """Assert that plugin ``name`` loads, has a sound manifest, migrates down and up again on
-    this app's database, owns only tables with its prefix, and that its declarative hooks return
-    lists of specs without raising.
+    this app's database, owns only tables with its prefix, that its migrations create what its
+    models declare, and that its declarative hooks return lists of specs without raising.
     """
     registry = app.extensions["crm"]
     info = registry.plugins.get(name)
@@ -37,6 +56,8 @@ def check_plugin_contract(app: Flask, name: str) -> None:
             assert not left, f"{name}: downgrade to base left tables {sorted(left)}"
             migrations.upgrade(engine, lin)
             assert migrations.current(engine, lin) == migrations.head(lin)
+            diff = schema_diff(engine, (manifest.table_prefix,))
+            assert not diff, f"{name}: models and migrations disagree: {diff}"
         for hook in (
             "register_models",
             "register_views",
