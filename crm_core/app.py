@@ -22,6 +22,7 @@ from .plugins import hooks as platform_hooks
 from .plugins.discovery import discover
 from .plugins.ordering import resolve
 from .plugins.registry import CrmRegistry
+from .security import audit
 from .web import errors, gating, openapi
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         db.init_app(app)
         configure_engine(db.engine)
         app.extensions["crm_db"] = db
-        outbox.install(db.session)
+        outbox.install(db.session)  # domain events and audit entries of every write
+        audit.install(db.session)  # the audit log is append-only
         CSRFProtect(app)  # before the APIs register, so they are exempted (they use JWT)
         appbuilder = AppBuilder(update_perms=False)
         appbuilder.init_app(app, db.session)
@@ -169,5 +171,6 @@ def _install_after_request_dispatch(app: Flask) -> None:
                     dispatch_pending(event_ids=ids)
                 except Exception:  # noqa: BLE001 - the user's write is already committed
                     log.exception("event dispatch failed; the scheduler will retry")
+        app.extensions["crm"].save_request_errors()
         g.pop("crm_plugin_states", None)
         return response

@@ -7,6 +7,7 @@ from flask import current_app
 from flask.cli import FlaskGroup, ScriptInfo
 
 from ..app import create_app
+from ..security.audit import audit_channel
 from . import db, demo, events, jobs, plugins, users
 
 
@@ -16,6 +17,10 @@ def _make_app(*_args: object, **_kwargs: object):  # type: ignore[no-untyped-def
 
 class CrmGroup(FlaskGroup):
     """Flask's command group plus the commands plugins register through ``register_commands``."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        with audit_channel("cli"):  # what a command writes is audited as channel "cli"
+            return super().invoke(ctx)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         names = set(super().list_commands(ctx))

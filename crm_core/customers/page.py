@@ -1,4 +1,5 @@
-"""The customer 360° page: header, contacts, plugin panels and one merged timeline."""
+"""The customer 360° page: header, contacts, plugin panels, one merged timeline and the
+customer's change history (its newest audit entries)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy import select
 from ..db import session
 from ..errors import CrmError
 from ..org.display import display_user
+from ..security.audit import OPERATION_LABELS, record_history
 from ..specs import TimelineEntry
 from . import pool
 from .models import Contact, Customer
@@ -89,6 +91,8 @@ class CustomerPageView(BaseView):
             contacts=contacts,
             panels=rendered_panels(customer),
             timeline=merged_timeline(customer),
+            history=record_history("customer", pk),
+            operation_labels=OPERATION_LABELS,
             display_phone=display_phone,
             display_user=display_user,
         )

@@ -2,7 +2,8 @@
 
 Models that declare ``__crm_event__ = "customer"`` get ``customer.created``, ``.updated``,
 ``.archived`` and ``.deleted`` events for free. Before each flush every pending change is shown to
-``validate_change``; after each flush the events go into the outbox in the same transaction.
+``validate_change``; after each flush the events go into the outbox, and the audit entries into
+the audit log (:mod:`crm_core.security.audit`), in the same transaction.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
 from ..errors import VetoError
+from ..security import audit
 from ..specs import Change
 from .models import OutboxEvent
 
@@ -90,6 +92,8 @@ def install(session_factory: Any) -> None:
             if op == "update" and change.changes.get("active", (None, None))[1] is False:
                 op = "archive"
             pending.append((obj, prefix, op, change.changes))
+        if pending:
+            audit.capture_actor(session)
 
     @event.listens_for(session_factory, "after_flush")
     def _after_flush(session: Session, _ctx: Any) -> None:
@@ -102,6 +106,7 @@ def install(session_factory: Any) -> None:
             if op != "create":
                 payload["changes"] = {k: [o, n] for k, (o, n) in changes.items()}
             emit(session, f"{prefix}.{past}", payload)
+        audit.write_entries(session, pending)  # one audit entry per changed record
 
     @event.listens_for(session_factory, "after_soft_rollback")
     def _after_rollback(session: Session, _previous: Any) -> None:

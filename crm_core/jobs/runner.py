@@ -10,6 +10,7 @@ from flask import Flask, current_app
 from sqlalchemy.orm import Session
 
 from ..db import session, utcnow
+from ..security.audit import audit_channel
 from .models import JobRun
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,9 @@ def run_job(job_id: str) -> JobRun | None:
         log_session.add(run)
         log_session.commit()
         try:
-            counts: Any = spec.func(current_app._get_current_object())  # type: ignore[attr-defined]
-            session().commit()
+            with audit_channel("job"):
+                counts: Any = spec.func(current_app._get_current_object())  # type: ignore[attr-defined]
+                session().commit()
         except Exception:  # noqa: BLE001 - a failed job is logged and the scheduler goes on
             session().rollback()
             run.outcome = "error"

@@ -1,4 +1,4 @@
-"""The platform's own screens and jobs: Modules, Settings, Job runs, event dispatch."""
+"""The platform's own screens and jobs: Modules, Settings, Job runs, Audit log, event dispatch."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from ..events.models import EventDelivery, OutboxEvent
 from ..hookimpl import hookimpl
 from ..jobs.models import JobRun, SchedulerLease
 from ..jobs.views import JobRunView
+from ..security.audit import AuditLog
+from ..security.views import AuditLogApi, AuditLogView
 from ..settings.api import SettingApi
 from ..settings.models import Setting
 from ..settings.views import SettingsView
@@ -27,7 +29,7 @@ ADMIN = {
 
 @hookimpl
 def register_models() -> list[type]:
-    return [PluginState, Setting, OutboxEvent, EventDelivery, JobRun, SchedulerLease]
+    return [PluginState, Setting, OutboxEvent, EventDelivery, JobRun, SchedulerLease, AuditLog]
 
 
 @hookimpl
@@ -36,12 +38,13 @@ def register_views() -> list[ViewSpec]:
         ViewSpec(ModulesView, "Modules", _l("Modules"), icon="fa-puzzle-piece", **ADMIN),
         ViewSpec(SettingsView, "Settings", _l("Settings"), icon="fa-sliders-h", **ADMIN),
         ViewSpec(JobRunView, "Job runs", _l("Job runs"), icon="fa-history", **ADMIN),
+        ViewSpec(AuditLogView, "Audit log", _l("Audit log"), icon="fa-user-secret", **ADMIN),
     ]
 
 
 @hookimpl
 def register_apis() -> list[ApiSpec]:
-    return [ApiSpec(SettingApi)]
+    return [ApiSpec(SettingApi), ApiSpec(AuditLogApi)]
 
 
 def _dispatch_job(_app: Any) -> dict[str, int]:

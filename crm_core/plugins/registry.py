@@ -100,6 +100,19 @@ class CrmRegistry:
         self.runtime_errors[owner] = message
         if owner == CORE or not has_app_context():
             return
+        if has_request_context():
+            # Stored once the request is done: the request may hold the database's write lock
+            # right now (SQLite), and a second connection would wait for it.
+            g.setdefault("crm_unsaved_errors", {})[owner] = message
+            return
+        self._store_error(owner, message)
+
+    def save_request_errors(self) -> None:
+        """Store the plugin errors a request recorded (called after each request)."""
+        for owner, message in g.pop("crm_unsaved_errors", {}).items():
+            self._store_error(owner, message)
+
+    def _store_error(self, owner: str, message: str) -> None:
         try:
             # A separate session: the caller's transaction may be the one that failed.
             with Session(session().get_bind()) as s, s.begin():

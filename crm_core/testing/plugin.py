@@ -5,6 +5,11 @@ Fixtures: ``crm_backend`` (the database backend, parametrised over every reachab
 migrated app per backend, for the session), ``app`` (the same app, cleaned after each test),
 ``login`` (a test client logged in with a role), ``admin_client``, ``rep_client``.
 
+Every test of the ``app`` fixture ends with the audit check (:mod:`crm_core.testing.audit`):
+each committed write of a business record must have left exactly one audit entry with the
+right diff. A test that tampers with the audit log on purpose opts out with
+``@pytest.mark.crm_audit_unchecked``.
+
 Backends: SQLite always; PostgreSQL and MariaDB when their servers answer. ``CRM_TEST_BACKENDS``
 (e.g. ``sqlite``) restricts the set; with ``CRM_TEST_REQUIRE_ALL=1`` (as in CI) an unreachable
 server fails the run instead of being skipped.
@@ -27,6 +32,7 @@ from ..cli.db import upgrade_all
 from ..cli.users import ensure_user
 from ..db import session
 from ..plugins.models import PluginState
+from .audit import AuditCheck
 from .databases import BACKENDS, backend_url, drop, reachable
 
 PASSWORD = "Test-pass-1"
@@ -46,6 +52,12 @@ KEEP_TABLES = (
 def _backends() -> list[str]:
     wanted = os.environ.get("CRM_TEST_BACKENDS")
     return [b.strip() for b in wanted.split(",")] if wanted else list(BACKENDS)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "crm_audit_unchecked: skip the end-of-test audit log check of the app fixture"
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -147,10 +159,22 @@ def reset_database(app: Flask) -> None:
 
 
 @pytest.fixture
-def app(crm_app: Flask) -> Iterator[Flask]:
-    """The session's app, with every row the test wrote removed afterwards."""
-    yield crm_app
-    reset_database(crm_app)
+def app(crm_app: Flask, request: pytest.FixtureRequest) -> Iterator[Flask]:
+    """The session's app, with every row the test wrote removed afterwards, after checking that
+    every committed write of a business record left exactly one audit entry with its diff."""
+    check = AuditCheck(crm_app)
+    check.start()
+    try:
+        yield crm_app
+        check.stop()
+        problem = None
+        if request.node.get_closest_marker("crm_audit_unchecked") is None:
+            problem = check.mismatch()
+        if problem:
+            pytest.fail(problem, pytrace=False)
+    finally:
+        check.stop()
+        reset_database(crm_app)
 
 
 def login_client(app: Flask, role_or_username: str, password: str = PASSWORD) -> FlaskClient:

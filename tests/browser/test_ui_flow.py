@@ -339,8 +339,10 @@ def _edit_customer(ui: UI, pk: int) -> None:
     _submit(ui)
     assert f"/customers/edit/{pk}" not in page.url, "the edit form was not accepted"
     ui.open_360(pk)
-    text = page.locator("#crm-customer-360").inner_text()
+    text = page.locator("#crm-customer-360 .row").first.inner_text()  # the details
     assert "无锡市" in text and "苏州市" not in text and "139 1234 5678" in text, text
+    history = page.locator("#crm-history").inner_text()  # the audit entries, newest first
+    assert "苏州市 → 无锡市" in history, history
 
 
 def test_new_user_flow(ui: UI) -> None:

@@ -1,0 +1,245 @@
+"""The audit trail: one append-only entry per changed business record per flush.
+
+Every model that declares ``__crm_event__`` is audited wherever it is written from (screens, API,
+``crm`` commands, jobs, imports): the outbox's flush listeners (:mod:`crm_core.events.outbox`)
+hand each flush's changes to :func:`write_entries`, which adds the entries to the same
+transaction, so a rolled-back write leaves no entry and a committed one always has its entry.
+
+An entry records who (user id and a copy of the username), from where (channel and IP), when,
+which record, the operation and the changed fields as ``{field: [old, new]}``. ``updated_at`` and
+``version`` alone are not a change. Entries are never updated or deleted through the ORM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import datetime
+from typing import Any
+
+from flask import g, has_app_context, has_request_context, request
+from flask_appbuilder import Model
+from flask_babel import lazy_pgettext
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, event, inspect, select
+from sqlalchemy.orm import Mapped, Mapper, Session, mapped_column, relationship
+
+from ..db import session as current_session
+from ..db import utcnow
+from ..errors import CrmError
+
+CHANNELS = ("web", "api", "cli", "job", "system")
+OPERATIONS = ("create", "update", "archive", "restore", "delete")
+OPERATION_LABELS = {
+    "create": lazy_pgettext("audit operation", "Created"),
+    "update": lazy_pgettext("audit operation", "Changed"),
+    "archive": lazy_pgettext("audit operation", "Archived"),
+    "restore": lazy_pgettext("audit operation", "Restored"),
+    "delete": lazy_pgettext("audit operation", "Deleted"),
+}
+#: Columns whose change alone is not worth an entry (bumped by every write).
+IGNORED_FIELDS = frozenset({"updated_at", "version"})
+HISTORY_LIMIT = 20
+
+_channel: ContextVar[str | None] = ContextVar("crm_audit_channel", default=None)
+_ACTOR_KEY = "crm_audit_actor"
+
+
+class AuditLog(Model):
+    """One create, update, archive, restore or delete of one business record."""
+
+    __tablename__ = "crm_audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(
+        DateTime, default=utcnow, nullable=False, index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ab_user.id", ondelete="SET NULL"), index=True
+    )
+    username: Mapped[str | None] = mapped_column(String(100))
+    channel: Mapped[str] = mapped_column(String(10), nullable=False)
+    ip: Mapped[str | None] = mapped_column(String(45))
+    model: Mapped[str] = mapped_column(String(40), nullable=False)
+    record_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    operation: Mapped[str] = mapped_column(String(10), nullable=False)
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+
+    user = relationship("User", foreign_keys=[user_id])
+
+    __table_args__ = (Index("ix_crm_audit_log_record", "model", "record_id", "id"),)
+
+    def __repr__(self) -> str:
+        return f"<AuditLog {self.model}#{self.record_id} {self.operation}>"
+
+
+class AuditLogImmutableError(CrmError):
+    """Raised on any attempt to change or delete an audit entry."""
+
+    status = 403
+
+
+@event.listens_for(AuditLog, "before_update")
+@event.listens_for(AuditLog, "before_delete")
+def _append_only(_mapper: Mapper[Any], _connection: Any, _target: AuditLog) -> None:
+    raise AuditLogImmutableError("Audit log entries cannot be changed or deleted")
+
+
+@contextmanager
+def audit_channel(name: str) -> Iterator[None]:
+    """Mark the writes made inside the block as coming from ``name`` (``cli``, ``job``)."""
+    token = _channel.set(name)
+    try:
+        yield
+    finally:
+        _channel.reset(token)
+
+
+def current_channel() -> str:
+    """``api`` or ``web`` in a request (by path), else the flag the CLI or job runner set,
+    else ``system``."""
+    if has_request_context():
+        return "api" if request.path.startswith("/api/") else "web"
+    return _channel.get() or "system"
+
+
+def _current_user() -> Any:
+    """The signed-in user, only when it is already loaded: never runs the user loader."""
+    if not has_app_context():
+        return None
+    user = g.get("user")
+    if user is None:
+        return None
+    if getattr(user, "_get_current_object", None) is not None:  # Flask-Login's proxy
+        user = g.get("_login_user")
+        if user is None:
+            return None
+    if not getattr(user, "is_authenticated", False) or inspect(user, raiseerr=False) is None:
+        return None
+    return user
+
+
+def _actor() -> tuple[int | None, str | None, str | None]:
+    """``(user_id, username, ip)`` of the current write."""
+    user = _current_user()
+    ip = request.remote_addr if has_request_context() else None
+    if user is None:
+        return None, None, ip
+    return user.id, user.username, ip
+
+
+def _jsonable(value: Any) -> Any:
+    from ..events.outbox import _jsonable as outbox_jsonable
+
+    return outbox_jsonable(value)
+
+
+def _blank_to_none(value: Any) -> Any:
+    """An empty string is no value: a form's blank field is not a change from ``None``."""
+    return None if value == "" else value
+
+
+def record_changes(obj: Any, operation: str) -> dict[str, list[Any]]:
+    """``{field: [old, new]}`` of ``obj`` in the flush that just ran (call from ``after_flush``):
+    every set column for a create, every loaded column for a delete, the changed ones else.
+    Empty strings count as no value."""
+    state = inspect(obj)
+    out: dict[str, list[Any]] = {}
+    for attr in state.mapper.column_attrs:
+        key = attr.key
+        if key in IGNORED_FIELDS:
+            continue
+        if operation == "create":
+            value = _blank_to_none(state.dict.get(key))
+            if value is not None and key != "id":
+                out[key] = [None, _jsonable(value)]
+        elif operation == "delete":
+            value = _blank_to_none(state.dict.get(key))
+            if value is not None and key != "id":
+                out[key] = [_jsonable(value), None]
+        else:
+            hist = state.attrs[key].history
+            if not hist.has_changes():
+                continue
+            old = _blank_to_none(hist.deleted[0] if hist.deleted else None)
+            new = _blank_to_none(hist.added[0] if hist.added else None)
+            if old != new:
+                out[key] = [_jsonable(old), _jsonable(new)]
+    return out
+
+
+def entry_operation(operation: str, changes: dict[str, list[Any]]) -> str:
+    """The outbox's operation, with a re-activation told apart as ``restore``."""
+    if operation == "update" and changes.get("active") == [False, True]:
+        return "restore"
+    return operation
+
+
+def capture_actor(session: Session) -> None:
+    """Remember who writes, before the flush (reading the user may load it)."""
+    session.info[_ACTOR_KEY] = _actor()
+
+
+def write_entries(session: Session, pending: list[tuple[Any, str, str, Any]]) -> list[AuditLog]:
+    """Add one entry per changed record of the flush; ``pending`` is the outbox's list of
+    ``(record, model name, operation, changes)``. Called from ``after_flush``."""
+    if not pending:
+        return []
+    user_id, username, ip = session.info.pop(_ACTOR_KEY, None) or _actor()
+    channel = current_channel()
+    now = utcnow()
+    rows = []
+    for obj, prefix, op, _changes in pending:
+        changes = record_changes(obj, op)
+        if not changes and op not in ("create", "delete"):
+            continue  # only updated_at / version moved, or nothing at all
+        row = AuditLog(
+            occurred_at=now,
+            user_id=user_id,
+            username=username,
+            channel=channel,
+            ip=ip,
+            model=prefix,
+            record_id=getattr(obj, "id", None),
+            operation=entry_operation(op, changes),
+            changes=changes,
+        )
+        session.add(row)
+        rows.append(row)
+    return rows
+
+
+def _noop_set(_target: Any, value: Any, _old: Any, _initiator: Any) -> Any:
+    return value
+
+
+@event.listens_for(Mapper, "mapper_configured")
+def _active_history(mapper: Mapper[Any], cls: type) -> None:
+    """Audited columns load their old value when set while expired, so the diff is right."""
+    if getattr(cls, "__crm_event__", None) is None or mapper.inherits is not None:
+        return
+    for attr in mapper.column_attrs:
+        if attr.key not in IGNORED_FIELDS:
+            event.listen(getattr(cls, attr.key), "set", _noop_set, active_history=True, retval=True)
+
+
+def install(session_factory: Any) -> None:
+    """Refuse bulk UPDATE/DELETE statements on the audit table through the app's session."""
+
+    @event.listens_for(session_factory, "do_orm_execute")
+    def _no_bulk_changes(state: Any) -> None:
+        if (state.is_update or state.is_delete) and any(
+            m.class_ is AuditLog for m in state.all_mappers
+        ):
+            raise AuditLogImmutableError("Audit log entries cannot be changed or deleted")
+
+
+def record_history(model: str, record_id: int, limit: int = HISTORY_LIMIT) -> list[AuditLog]:
+    """The newest ``limit`` entries of one record (served by ``ix_crm_audit_log_record``)."""
+    query = (
+        select(AuditLog)
+        .where(AuditLog.model == model, AuditLog.record_id == record_id)
+        .order_by(AuditLog.id.desc())
+        .limit(limit)
+    )
+    return list(current_session().scalars(query))

@@ -1,0 +1,158 @@
+"""The audit check every test of the ``app`` fixture runs: each committed write of a business
+record (a model with ``__crm_event__``) left exactly one audit entry with the right diff.
+
+While the test runs, :class:`AuditCheck` listens to the app's session on its own: before each
+flush it notes which business records are new, changed or deleted; after the flush it works out
+the entry each one should have (operation and ``{field: [old, new]}``); at commit those become
+expected, at rollback they are dropped. At the end of the test the expected entries are compared
+with the rows of ``crm_audit_log``, before the database is reset.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import event, inspect, select
+from sqlalchemy.orm import Session
+
+from ..db import session
+from ..security.audit import AuditLog
+
+_SKIP = frozenset({"updated_at", "version"})
+
+Entry = tuple[str, int, str, str]  # model, record id, operation, changes as sorted JSON
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _expected_entry(obj: Any, kind: str) -> Entry | None:
+    state = inspect(obj)
+    diff: dict[str, list[Any]] = {}
+    for attr in state.mapper.column_attrs:
+        if attr.key in _SKIP or attr.key == "id":
+            continue
+        value = state.dict.get(attr.key)
+        if kind == "new":
+            if value not in (None, ""):
+                diff[attr.key] = [None, _plain(value)]
+        elif kind == "deleted":
+            if value not in (None, ""):
+                diff[attr.key] = [_plain(value), None]
+        else:
+            added, _unchanged, deleted = state.attrs[attr.key].history
+            old = deleted[0] if deleted and deleted[0] != "" else None
+            new = added[0] if added and added[0] != "" else None
+            if (added or deleted) and old != new:
+                diff[attr.key] = [_plain(old), _plain(new)]
+    if kind == "new":
+        operation = "create"
+    elif kind == "deleted":
+        operation = "delete"
+    elif not diff:
+        return None
+    elif diff.get("active") == [True, False]:
+        operation = "archive"
+    elif diff.get("active") == [False, True]:
+        operation = "restore"
+    else:
+        operation = "update"
+    return (
+        obj.__crm_event__,
+        obj.id,
+        operation,
+        json.dumps(diff, sort_keys=True, ensure_ascii=False),
+    )
+
+
+class AuditCheck:
+    """Expected audit entries of the committed writes through ``app``'s session."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.target = app.extensions["crm_db"].session
+        self.expected: list[Entry] = []
+        self._noted = f"crm_test_audit_noted_{id(self)}"  # keys in session.info
+        self._pending = f"crm_test_audit_pending_{id(self)}"
+        self._listeners: list[tuple[str, Callable[..., Any]]] = [
+            ("before_flush", self._before_flush),
+            ("after_flush", self._after_flush),
+            ("after_commit", self._after_commit),
+            ("after_transaction_end", self._after_transaction_end),
+        ]
+
+        self._listening = False
+
+    def start(self) -> None:
+        for name, fn in self._listeners:
+            event.listen(self.target, name, fn)
+        self._listening = True
+
+    def stop(self) -> None:
+        if self._listening:
+            for name, fn in self._listeners:
+                event.remove(self.target, name, fn)
+            self._listening = False
+
+    def _before_flush(self, s: Session, _ctx: Any, _instances: Any) -> None:
+        noted: list[tuple[Any, str]] = []
+        for kind, objs in (("new", s.new), ("dirty", s.dirty), ("deleted", s.deleted)):
+            noted.extend((obj, kind) for obj in objs if hasattr(obj, "__crm_event__"))
+        s.info[self._noted] = noted
+
+    def _after_flush(self, s: Session, _ctx: Any) -> None:
+        for obj, kind in s.info.pop(self._noted, []):
+            entry = _expected_entry(obj, kind)
+            if entry is not None:
+                s.info.setdefault(self._pending, []).append(entry)
+
+    def _after_commit(self, s: Session) -> None:
+        self.expected.extend(s.info.pop(self._pending, []))
+
+    def _after_transaction_end(self, s: Session, transaction: Any) -> None:
+        if transaction.parent is None:  # rolled back (a commit has taken its entries already)
+            s.info.pop(self._pending, None)
+            s.info.pop(self._noted, None)
+
+    def actual(self) -> list[Entry]:
+        with self.app.app_context():
+            rows = session().scalars(select(AuditLog).order_by(AuditLog.id)).all()
+            out = [
+                (
+                    r.model,
+                    r.record_id,
+                    r.operation,
+                    json.dumps(r.changes, sort_keys=True, ensure_ascii=False),
+                )
+                for r in rows
+            ]
+            session().rollback()
+        return out
+
+    def mismatch(self) -> str | None:
+        """A message naming the missing and unexpected entries, or ``None`` when they agree."""
+        expected, actual = Counter(self.expected), Counter(self.actual())
+        if expected == actual:
+            return None
+        missing = "\n".join(f"  {e}" for e in (expected - actual).elements())
+        extra = "\n".join(f"  {e}" for e in (actual - expected).elements())
+        return (
+            "the audit log does not match the writes of this test "
+            "(one entry per changed business record per flush):\n"
+            f"missing entries:\n{missing or '  -'}\nunexpected entries:\n{extra or '  -'}"
+        )
