@@ -55,6 +55,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.config.update(default_config())
     app.config.update(config or {})
+    if str(app.config["SQLALCHEMY_DATABASE_URI"]).startswith(("mysql", "mariadb")):
+        # MariaDB defaults to REPEATABLE READ, where a long-lived session keeps reading the
+        # snapshot of its first query; the CRM expects what PostgreSQL gives by default.
+        options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+        options.setdefault("isolation_level", "READ COMMITTED")
 
     registry = CrmRegistry()
     app.extensions["crm"] = registry

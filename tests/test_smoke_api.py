@@ -57,3 +57,13 @@ def test_team_and_profile_api(app, admin_client):
     assert profile.status_code == 201, profile.get_json()
     again = admin_client.post("/api/v1/userprofile/", json={"user_id": user_id(app, "Sales Rep")})
     assert again.status_code == 409 and "user_id" in again.get_json()["message"]
+
+
+def test_mariadb_sessions_see_committed_changes(app, crm_backend):
+    """Every backend reads committed data (MariaDB's default would be REPEATABLE READ)."""
+    from crm_core.db import session
+
+    with app.app_context():
+        level = session().connection().get_isolation_level()
+    expected = {"sqlite": "SERIALIZABLE", "postgresql": "READ COMMITTED"}
+    assert level == expected.get(crm_backend, "READ COMMITTED")
