@@ -11,6 +11,7 @@ from wtforms import SelectField
 
 from ..org.display import display_user
 from ..web.crud import CrmInterface, CrmModelRestApi, CrmModelView
+from ..web.display import display_datetime
 from .models import ACTIVITY_KINDS, Activity
 
 KIND_LABELS = {
@@ -62,7 +63,12 @@ class ActivityView(CrmModelView):
     base_filters = [["active", FilterEqual, True]]
     add_form_extra_fields = {"kind": _kind_field()}
     edit_form_extra_fields = {"kind": _kind_field()}
-    formatters_columns = {"kind": lambda k: KIND_LABELS.get(k, k), "owner": display_user}
+    formatters_columns = {
+        "kind": lambda k: KIND_LABELS.get(k, k),
+        "owner": display_user,
+        "occurred_at": display_datetime,
+        "due_at": display_datetime,
+    }
 
     def pre_add(self, item: Activity) -> None:
         if item.owner_id is None and getattr(g, "user", None) is not None:

@@ -14,15 +14,22 @@ from sqlalchemy import select
 from ..db import session
 from ..errors import CrmError
 from ..org.display import display_user
-from ..security.audit import OPERATION_LABELS, record_history
+from ..security.audit import CHANNEL_LABELS, OPERATION_LABELS, record_history
 from ..specs import TimelineEntry
 from . import pool
 from .models import Contact, Customer
 from .validation import display_phone
+from .views import CUSTOMER_LABELS
 
 log = logging.getLogger(__name__)
 
 TIMELINE_LIMIT = 50
+#: How the history names a changed column: the form's labels, foreign keys by their relation.
+HISTORY_LABELS = {
+    **CUSTOMER_LABELS,
+    "owner_id": CUSTOMER_LABELS["owner"],
+    "team_id": CUSTOMER_LABELS["team"],
+}
 
 
 def merged_timeline(customer: Customer, limit: int = TIMELINE_LIMIT) -> list[TimelineEntry]:
@@ -93,6 +100,8 @@ class CustomerPageView(BaseView):
             timeline=merged_timeline(customer),
             history=record_history("customer", pk),
             operation_labels=OPERATION_LABELS,
+            channel_labels=CHANNEL_LABELS,
+            field_labels=HISTORY_LABELS,
             display_phone=display_phone,
             display_user=display_user,
         )

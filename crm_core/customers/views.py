@@ -15,6 +15,7 @@ from ..db import session
 from ..errors import FieldError
 from ..org.display import display_user
 from ..web.crud import CrmInterface, CrmModelView
+from ..web.display import display_datetime
 from .models import Contact, Customer, Tag
 from .search import CONTACT_PREFIX_SEARCH, CUSTOMER_PREFIX_SEARCH
 from .validation import display_phone, normalise_email, normalise_phone
@@ -168,7 +169,11 @@ class CustomerView(ShowOn360, CrmModelView):
     validators_columns = {"phone": [PhoneField()], "email": [EmailField()]}
     add_form_extra_fields = {"kind": _kind_field(), "code": _code_field()}
     edit_form_extra_fields = {"kind": _kind_field(), "code": _code_field()}
-    formatters_columns = {"phone": display_phone, "owner": display_user}
+    formatters_columns = {
+        "phone": display_phone,
+        "owner": display_user,
+        "updated_at": display_datetime,
+    }
     description_columns = {
         "phone": _l("Mobile or landline; +country code for numbers outside China"),
     }
@@ -192,6 +197,7 @@ class CustomerPoolView(ShowOn360, CrmModelView):
     base_filters = [["active", FilterEqual, True], ["owner_id", FilterEqual, None]]
     base_order = ("id", "desc")
     show_columns = _customer_fields
+    formatters_columns = {"pooled_at": display_datetime}
 
 
 class ContactView(CrmModelView):

@@ -6,6 +6,7 @@ from flask_appbuilder import ModelView
 from flask_babel import lazy_gettext as _l
 
 from ..web.crud import CrmInterface
+from ..web.display import display_datetime
 from .models import JobRun
 
 
@@ -30,3 +31,4 @@ class JobRunView(ModelView):
     show_columns = [*list_columns, "error"]
     search_columns = ["job_id", "plugin", "outcome", "started_at"]
     base_order = ("id", "desc")
+    formatters_columns = {"started_at": display_datetime, "finished_at": display_datetime}

@@ -37,6 +37,13 @@ OPERATION_LABELS = {
     "restore": lazy_pgettext("audit operation", "Restored"),
     "delete": lazy_pgettext("audit operation", "Deleted"),
 }
+CHANNEL_LABELS = {
+    "web": lazy_pgettext("audit channel", "Web"),
+    "api": lazy_pgettext("audit channel", "REST API"),
+    "cli": lazy_pgettext("audit channel", "Command line"),
+    "job": lazy_pgettext("audit channel", "Scheduled job"),
+    "system": lazy_pgettext("audit channel", "System"),
+}
 #: Columns whose change alone is not worth an entry (bumped by every write).
 IGNORED_FIELDS = frozenset({"updated_at", "version"})
 HISTORY_LIMIT = 20

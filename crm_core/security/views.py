@@ -10,7 +10,8 @@ from flask_babel import lazy_pgettext
 from markupsafe import Markup
 
 from ..web.crud import CrmInterface, CrmModelRestApi
-from .audit import OPERATION_LABELS, AuditLog
+from ..web.display import display_datetime
+from .audit import CHANNEL_LABELS, OPERATION_LABELS, AuditLog
 
 _COLUMNS = [
     "occurred_at",
@@ -71,6 +72,8 @@ class AuditLogView(ModelView):
     formatters_columns = {
         "changes": render_changes,
         "operation": lambda op: OPERATION_LABELS.get(op, op),
+        "channel": lambda ch: CHANNEL_LABELS.get(ch, ch),
+        "occurred_at": display_datetime,
     }
     base_order = ("id", "desc")
 
