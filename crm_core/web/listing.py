@@ -422,31 +422,5 @@ class ListingInterface(SQLAInterface):
         )
         return result.count, result.rows
 
-    def query_page(
-        self,
-        filters: Any = None,
-        order_column: str = "",
-        order_direction: str = "",
-        page: int | None = None,
-        page_size: int | None = None,
-        select_columns: list[str] | None = None,
-        outer_default_load: bool = False,
-        *,
-        cursor: str | None = None,
-        keyset: bool = False,
-        eager: tuple[str, ...] = (),
-    ) -> ListPage:
-        """One list page with its count, ``count_is_estimate`` and ``next_cursor``."""
-        return fetch_page(
-            self,
-            filters,
-            order_column,
-            order_direction,
-            page,
-            page_size,
-            select_columns,
-            outer_default_load,
-            cursor=cursor,
-            keyset=keyset,
-            eager=eager,
-        )
+    #: One list page with its count, ``count_is_estimate`` and ``next_cursor``.
+    query_page = fetch_page
