@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask import g
 from flask_appbuilder.fieldwidgets import Select2Widget
 from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_babel import lazy_gettext as _l
@@ -10,7 +9,7 @@ from flask_babel import lazy_pgettext
 from wtforms import SelectField
 
 from ..org.display import display_user
-from ..web.crud import CrmInterface, CrmModelRestApi, CrmModelView
+from ..web.crud import CrmInterface, CrmModelRestApi, CrmModelView, default_owner
 from ..web.display import display_datetime
 from .models import ACTIVITY_KINDS, Activity
 
@@ -71,8 +70,7 @@ class ActivityView(CrmModelView):
     }
 
     def pre_add(self, item: Activity) -> None:
-        if item.owner_id is None and getattr(g, "user", None) is not None:
-            item.owner_id = g.user.id
+        default_owner(item)
 
 
 class ActivityApi(CrmModelRestApi):
@@ -100,5 +98,4 @@ class ActivityApi(CrmModelRestApi):
     base_order = ("id", "asc")
 
     def pre_add(self, item: Activity) -> None:
-        if item.owner_id is None and getattr(g, "user", None) is not None:
-            item.owner_id = g.user.id
+        default_owner(item)

@@ -9,7 +9,7 @@ from flask_appbuilder.security.decorators import permission_name
 
 from ..db import session
 from ..errors import CrmError
-from ..web.crud import CrmInterface, CrmModelRestApi
+from ..web.crud import CrmInterface, CrmModelRestApi, default_owner
 from . import pool
 from .models import Contact, Customer, Tag, new_customer_code
 from .search import CONTACT_PREFIX_SEARCH, CUSTOMER_PREFIX_SEARCH
@@ -91,8 +91,7 @@ class CustomerApi(CrmModelRestApi):
     post_defaults = {"code": new_customer_code}
 
     def pre_add(self, item: Customer) -> None:
-        if item.owner_id is None and getattr(g, "user", None) is not None:
-            item.owner_id = g.user.id
+        default_owner(item)
 
     def _pool_action(self, pk: int, action: str):  # type: ignore[no-untyped-def]
         item = self.datamodel.get(pk)
@@ -102,8 +101,7 @@ class CustomerApi(CrmModelRestApi):
             if action == "claim":
                 pool.claim(item, g.user)
             else:
-                is_admin = any(r.name == "Admin" for r in g.user.roles)
-                pool.release(item, g.user, is_admin=is_admin)
+                pool.release(item, g.user)
             session().commit()
         except CrmError as exc:
             session().rollback()

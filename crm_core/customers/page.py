@@ -113,8 +113,7 @@ class CustomerPageView(BaseView):
                 pool.claim(customer, g.user)
                 message = _l("You are now the owner of this customer.")
             else:
-                is_admin = any(r.name == "Admin" for r in g.user.roles)
-                pool.release(customer, g.user, is_admin=is_admin)
+                pool.release(customer, g.user)
                 message = _l("The customer is back in the shared pool.")
             session().commit()
             flash(str(message), "success")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
@@ -31,8 +32,9 @@ def claim(customer: Customer, user: Any) -> None:
     emit(session(), "customer.claimed", {"id": customer.id, "owner_id": user.id})
 
 
-def release(customer: Customer, user: Any, is_admin: bool = False) -> None:
+def release(customer: Customer, user: Any) -> None:
     """Return a customer to the pool (退回公海); only its owner or an admin may; caller commits."""
+    is_admin = current_app.config["AUTH_ROLE_ADMIN"] in {r.name for r in user.roles}
     if customer.owner_id is None:
         raise ConflictError({"owner_id": [str(_l("This customer is already in the pool"))]})
     if customer.owner_id != user.id and not is_admin:

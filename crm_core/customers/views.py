@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import g, redirect, url_for
+from flask import redirect, url_for
 from flask_appbuilder import expose, has_access
 from flask_appbuilder.fieldwidgets import Select2Widget
 from flask_appbuilder.models.sqla.filters import FilterEqual
@@ -14,7 +14,7 @@ from wtforms.validators import Length, Optional, ValidationError
 from ..db import session
 from ..errors import FieldError
 from ..org.display import display_user
-from ..web.crud import CrmInterface, CrmModelView
+from ..web.crud import CrmInterface, CrmModelView, default_owner
 from ..web.display import display_datetime
 from .models import Contact, Customer, Tag
 from .search import CONTACT_PREFIX_SEARCH, CUSTOMER_PREFIX_SEARCH
@@ -179,8 +179,7 @@ class CustomerView(ShowOn360, CrmModelView):
     }
 
     def pre_add(self, item: Customer) -> None:
-        if item.owner is None and getattr(g, "user", None) is not None:
-            item.owner = g.user
+        default_owner(item)
 
 
 class CustomerPoolView(ShowOn360, CrmModelView):

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from flask import flash, redirect, request
+from flask import flash, g, redirect, request
 from flask_appbuilder import Model, ModelRestApi, ModelView
 from flask_appbuilder.actions import action
 from flask_appbuilder.api import expose, merge_response_func, safe
@@ -81,6 +81,14 @@ def check_unique_and_references(item: Any) -> None:
                 raise FieldError(
                     {column.key: [str(_l("No record with id %(value)s", value=value))]}
                 )
+
+
+def default_owner(item: Any) -> None:
+    """A new record belongs to the signed-in user who creates it, unless an owner was given
+    (as ``owner_id`` in the API or the ``owner`` field of a form)."""
+    user = getattr(g, "user", None)
+    if user is not None and item.owner_id is None and item.owner is None:
+        item.owner = user
 
 
 class CrmInterface(ListingInterface):
