@@ -7,7 +7,7 @@ __version__ = "0.1.0"
 
 from .app import create_app  # noqa: E402
 from .db import BusinessMixin, TimestampMixin, session, utcnow  # noqa: E402
-from .errors import ConflictError, CrmError, FieldError, VetoError  # noqa: E402
+from .errors import ConflictError, CrmError, FieldError, PermissionDenied, VetoError  # noqa: E402
 from .events.outbox import emit  # noqa: E402
 from .hookimpl import hookimpl  # noqa: E402
 from .plugins.manifest import Manifest, ManifestError  # noqa: E402
@@ -20,6 +20,8 @@ from .specs import (  # noqa: E402
     MenuLinkSpec,
     PanelSpec,
     RoleSpec,
+    RuleColumns,
+    RuleSpec,
     SettingSpec,
     TimelineEntry,
     ViewSpec,
@@ -43,7 +45,10 @@ __all__ = [
     "ManifestError",
     "MenuLinkSpec",
     "PanelSpec",
+    "PermissionDenied",
     "RoleSpec",
+    "RuleColumns",
+    "RuleSpec",
     "SettingSpec",
     "TimelineEntry",
     "TimestampMixin",

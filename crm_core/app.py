@@ -22,7 +22,8 @@ from .plugins import hooks as platform_hooks
 from .plugins.discovery import discover
 from .plugins.ordering import resolve
 from .plugins.registry import CrmRegistry
-from .security import audit
+from .security import audit, auth_hooks, reveal, rules
+from .security import headers as security_headers
 from .web import errors, gating, openapi
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ CORE_PARTS = {
     "activities": activity_hooks,
     "org": org_hooks,
     "platform": platform_hooks,
+    "authentication": auth_hooks,
 }
 
 
@@ -82,13 +84,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.extensions["crm_db"] = db
         outbox.install(db.session)  # domain events and audit entries of every write
         audit.install(db.session)  # the audit log is append-only
+        rules.install()  # record rules on every query and write of a user's request
         CSRFProtect(app)  # before the APIs register, so they are exempted (they use JWT)
         appbuilder = AppBuilder(update_perms=False)
         appbuilder.init_app(app, db.session)
         openapi.register(appbuilder)
         _register_specs(app, appbuilder, registry)
         gating.install(app)
+        app.jinja_env.globals["crm_sensitive"] = reveal.sensitive_html
         errors.install(app)
+        security_headers.install(app)  # cookie flags, CSP and other headers on every response
         _install_after_request_dispatch(app)
         # Each implementation on its own: a plugin that raises here is shown with its error
         # on the Modules page instead of stopping the app.

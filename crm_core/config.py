@@ -11,6 +11,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from .security.passwords import validate_password
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -68,5 +70,12 @@ def default_config() -> dict[str, Any]:
         "WTF_CSRF_ENABLED": True,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
+        # Behind HTTPS (CRM_HTTPS=1): cookies over HTTPS only, and HSTS (crm_core.security.headers).
+        "CRM_HTTPS": os.environ.get("CRM_HTTPS", "") == "1",
+        # The password policy of Flask-AppBuilder's user and password forms.
+        "FAB_PASSWORD_COMPLEXITY_ENABLED": True,
+        "FAB_PASSWORD_COMPLEXITY_VALIDATOR": validate_password,
+        # API keys of integrations (crm_core.security.api_keys), on every REST API.
+        "FAB_API_KEY_ENABLED": True,
         "JSON_AS_ASCII": False,
     }

@@ -145,7 +145,15 @@ def seed_demo(customers: int = 300, seed: int = 2026) -> dict[str, Any]:
     users = []
     reps_by_team: dict[str, list[Any]] = {}
     for username, last, first, team in REPS:
-        ensure_user(username, DEMO_PASSWORD, f"{username}@example.cn", "Sales Rep", first, last)
+        ensure_user(
+            username,
+            DEMO_PASSWORD,
+            f"{username}@example.cn",
+            "Sales Rep",
+            first,
+            last,
+            check_policy=False,  # the demo's documented password
+        )
         user = sm.find_user(username=username)
         s.add(UserProfile(user_id=user.id, team_id=teams[team].id, phone=mobile(rng)))
         reps_by_team.setdefault(team, []).append(user)

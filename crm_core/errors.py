@@ -37,3 +37,9 @@ class ConflictError(CrmError):
     """A unique value already taken, or a record changed by someone else since it was read."""
 
     status = 409
+
+
+class PermissionDenied(CrmError):
+    """The user may see the record but not make this change to it (a record rule)."""
+
+    status = 403

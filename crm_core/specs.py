@@ -75,11 +75,43 @@ class SettingSpec:
 
 
 @dataclass(frozen=True)
+class RuleColumns:
+    """How record rules find a model's records of a user (declare it as the model's
+    ``__crm_record_rules__``).
+
+    ``owner``: the column holding the owning user's id; ``team``: the column holding the team's
+    id; ``parent``: a many-to-one relationship to another ruled model, whose visible records make
+    this model's records visible too (a contact of a customer one may see); ``pool``: records
+    with no owner form a shared pool that roles may be allowed to see.
+    """
+
+    owner: str | None = "owner_id"
+    team: str | None = None
+    parent: str | None = None
+    pool: bool = False
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """A role's default record rule for one model (``"*"``: every ruled model without its own).
+
+    Scopes: ``none``, ``own``, ``team``, ``tree`` (the team and the teams below it), ``all``.
+    """
+
+    model: str
+    read: str
+    write: str
+    pool: bool = False
+
+
+@dataclass(frozen=True)
 class RoleSpec:
-    """A default role with its permissions as ``(permission, view)`` pairs."""
+    """A default role with its permissions as ``(permission, view)`` pairs and its default
+    record rules. ``crm upgrade`` adds what is missing and keeps what admins changed."""
 
     name: str
     permissions: tuple[tuple[str, str], ...] = ()
+    rules: tuple[RuleSpec, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -91,8 +91,9 @@ def test_360_page_shows_contacts_and_merged_timeline(app, rep_client):
         pk = customer.id
     html = rep_client.get(f"/customer/{pk}").get_data(as_text=True)
     assert "杭州滨江智联数据有限公司" in html
-    assert "138 1234 5678" in html  # shown in national format
-    assert "王芳" in html and "139 1234 5678" in html
+    assert "138****5678" in html and "138 1234 5678" not in html  # masked for a rep
+    assert f"/sensitive/Customer/{pk}/phone" in html  # with a link to reveal it
+    assert "王芳" in html and "139****5678" in html
     assert "上门拜访采购经理" in html  # the follow-up is on the timeline
     with app.app_context():
         assert session().get(Customer, pk).last_activity_at is not None

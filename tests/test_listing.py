@@ -233,6 +233,47 @@ def test_deep_pages_by_deferred_join_offset_and_anchors_agree(
                 assert ids == expected[n * 7 : n * 7 + 7], (strategy, n)
 
 
+def test_jumps_from_stored_anchors_give_the_same_rows(app, admin_client, customers, monkeypatch):
+    """After the ``core.list_anchors`` job, a jump to any page seeks from a stored anchor and
+    shows exactly the rows OFFSET would, in both orders the customer API anchors; a user whose
+    record rules narrow the list never gets another list's anchors."""
+    from crm_core.testing.plugin import login_client, user_id
+    from crm_core.web import anchors
+    from crm_core.web.anchor_job import refresh_list_anchors
+    from crm_core.web.anchor_store import ListAnchor
+
+    monkeypatch.setitem(app.config, "CRM_LIST_DEFERRED_JOIN_OFFSET", 1)
+    monkeypatch.setitem(app.config, "CRM_LIST_ANCHOR_STEP", 5)
+    monkeypatch.setitem(app.config, "CRM_LIST_ANCHOR_MIN_ROWS", 0)
+    admin = user_id(app, "Admin")
+    with app.app_context():
+        table = Customer.__table__
+        session().execute(table.update().where(table.c.id % 2 == 0).values(owner_id=admin))
+        session().commit()
+        done = refresh_list_anchors()
+        stored = session().query(ListAnchor).count()
+    assert done["lists"] >= 2 and stored >= 2 * (60 // 5)
+    for column, expected in (
+        ("name", _expected(app, Customer.name, Customer.id)),
+        ("id", _expected(app, Customer.id)),
+    ):
+        q = {"order_column": column, "order_direction": "asc", "page_size": 7}
+        for n in (6, 2, 8, 1, 5):
+            with app.app_context():
+                anchors.forget()
+            ids = _list(admin_client, {**q, "page": n})["ids"]
+            assert ids == expected[n * 7 : n * 7 + 7], (column, n)
+    # A rep sees only the pooled half: their pages are theirs, whatever the anchors say.
+    rep = login_client(app, "Sales Rep")
+    pooled = _expected(app, Customer.name, Customer.id, owner_id=None)
+    assert 20 < len(pooled) < 40
+    q = {"order_column": "name", "order_direction": "asc", "page_size": 7}
+    for n in (2, 1, 3):
+        with app.app_context():
+            anchors.forget()
+        assert _list(rep, {**q, "page": n})["ids"] == pooled[n * 7 : n * 7 + 7], n
+
+
 def test_count_is_exact_when_cheap_and_flagged_when_estimated(
     app, admin_client, customers, monkeypatch
 ):

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 from ..customers.models import Customer
 from ..db import BusinessMixin, utcnow
 from ..errors import FieldError
+from ..specs import RuleColumns
 
 ACTIVITY_KINDS = ("call", "visit", "wechat", "email", "meeting", "note", "task")
 
@@ -36,6 +37,7 @@ class Activity(BusinessMixin, Model):
 
     __tablename__ = "crm_activity"
     __crm_event__ = "activity"
+    __crm_record_rules__ = RuleColumns(owner="owner_id", parent="customer")
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(20), default="note", nullable=False)

@@ -25,7 +25,16 @@ console = Console()
 def demo_command(customers: int, serve: bool, host: str, port: int) -> None:
     """Set up the database with demo data (companies, contacts, reps, teams, follow-ups)."""
     upgrade_all()
-    ensure_user("admin", "admin", "admin@example.cn", "Admin", first="管理员", last="系统")
+    # The README's demo login admin / admin, on purpose below the password policy.
+    ensure_user(
+        "admin",
+        "admin",
+        "admin@example.cn",
+        "Admin",
+        first="管理员",
+        last="系统",
+        check_policy=False,
+    )
     result = seed_demo(customers=customers)
     if result["skipped"]:
         console.print("Demo data is already there.")

@@ -87,6 +87,7 @@ class CustomerApi(CrmModelRestApi):
     ]
     order_columns = ["id", "code", "name", "updated_at"]
     base_order = ("id", "asc")
+    anchor_orders = (("name", "asc"),)  # deep pages by name jump from stored anchors
     base_filters = [["active", FilterEqual, True]]
     post_defaults = {"code": new_customer_code}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 
 from ..hookimpl import hookimpl
-from ..specs import ApiSpec, EventTypeSpec, JobSpec, RoleSpec, SettingSpec, ViewSpec
+from ..specs import ApiSpec, EventTypeSpec, JobSpec, RoleSpec, RuleSpec, SettingSpec, ViewSpec
 from . import pool
 from .api import ContactApi, CustomerApi, TagApi
 from .models import Contact, Customer, Tag
@@ -86,32 +86,69 @@ def _crud(view: str, *perms: str) -> tuple[tuple[str, str], ...]:
 
 @hookimpl
 def register_roles() -> list[RoleSpec]:
+    """The core's default roles (Admin is Flask-AppBuilder's own and sees everything)."""
     menus = tuple(
         ("menu_access", m) for m in ("Customers", "Shared pool", "Contacts", "Follow-ups", "Tags")
     )
     api_rw = ("get", "post", "put", "info")
-    rep = (
-        _crud("CustomerView", "list", "show", "add", "edit")
-        + _crud("CustomerPageView", "show", "claim", "release")
-        + _crud("CustomerApi", *api_rw, "claim", "release")
-        + _crud("ContactApi", *api_rw)
-        + _crud("ActivityApi", *api_rw)
-        + _crud("TagApi", "get", "info")
-        + _crud("CustomerPoolView", "list", "show")
-        + _crud("ContactView", "list", "show", "add", "edit")
-        + _crud("ActivityView", "list", "show", "add", "edit")
-        + _crud("TagView", "list", "show")
-        + menus
-    )
-    read_only = (
+    read = (
         _crud("CustomerView", "list", "show")
         + _crud("CustomerPageView", "show")
         + _crud("CustomerApi", "get", "info")
         + _crud("ContactApi", "get", "info")
         + _crud("ActivityApi", "get", "info")
+        + _crud("TagApi", "get", "info")
         + _crud("ContactView", "list", "show")
         + _crud("ActivityView", "list", "show")
         + _crud("TagView", "list", "show")
         + tuple(m for m in menus if m[1] != "Shared pool")
     )
-    return [RoleSpec("Sales Rep", rep), RoleSpec("Read-only", read_only)]
+    activities_rw = _crud("ActivityApi", *api_rw) + _crud(
+        "ActivityView", "list", "show", "add", "edit"
+    )
+    reveal = (("can_reveal", "Sensitive fields"),)  # masked values, shown one by one, audited
+    rep = (
+        read
+        + _crud("CustomerView", "add", "edit")
+        + _crud("CustomerPageView", "claim", "release")
+        + _crud("CustomerApi", "post", "put", "claim", "release")
+        + _crud("ContactApi", *api_rw)
+        + _crud("CustomerPoolView", "list", "show")
+        + _crud("ContactView", "add", "edit")
+        + activities_rw
+        + reveal
+        + (("menu_access", "Shared pool"),)
+    )
+    manager = (
+        rep
+        + _crud("CustomerView", "delete", "archive")
+        + _crud("ContactView", "delete", "archive")
+        + _crud("ActivityView", "delete", "archive")
+        + _crud("CustomerApi", "delete")
+        + _crud("ContactApi", "delete")
+        + _crud("ActivityApi", "delete")
+        + _crud("TagView", "add", "edit")
+        + _crud("TagApi", "post", "put")
+    )
+    marketing = read + _crud("TagView", "add", "edit") + _crud("TagApi", "post", "put")
+    integration = (
+        _crud("CustomerApi", *api_rw, "delete", "claim", "release")
+        + _crud("ContactApi", *api_rw, "delete")
+        + _crud("ActivityApi", *api_rw, "delete")
+        + _crud("TagApi", *api_rw)
+        + (("can_unmasked", "Sensitive fields"),)  # systems read what they synchronise
+    )
+    read_all = (RuleSpec("*", "all", "none", pool=True),)
+    return [
+        RoleSpec("Sales Manager", manager, (RuleSpec("*", "tree", "tree", pool=True),)),
+        RoleSpec("Sales Rep", rep, (RuleSpec("*", "own", "own", pool=True),)),
+        RoleSpec(
+            "Service Agent",
+            read + activities_rw + reveal,
+            (RuleSpec("*", "all", "none", pool=True), RuleSpec("Activity", "all", "own")),
+        ),
+        RoleSpec("Marketing", marketing, read_all),
+        RoleSpec("Analyst", read, read_all),
+        RoleSpec("Read-only", read, read_all),
+        RoleSpec("Integration", integration, (RuleSpec("*", "all", "all", pool=True),)),
+    ]

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 from ..db import BusinessMixin
 from ..errors import FieldError
 from ..org import models as _org_models  # noqa: F401 - Team
+from ..specs import RuleColumns
 from .validation import normalise_email, normalise_phone
 
 KINDS = ("company", "person")
@@ -70,6 +71,8 @@ class Customer(BusinessMixin, Model):
 
     __tablename__ = "crm_customer"
     __crm_event__ = "customer"
+    __crm_record_rules__ = RuleColumns(owner="owner_id", team="team_id", pool=True)
+    __crm_sensitive__ = {"phone": "phone", "email": "email"}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True, nullable=False)
@@ -160,6 +163,8 @@ class Contact(BusinessMixin, Model):
 
     __tablename__ = "crm_contact"
     __crm_event__ = "contact"
+    __crm_record_rules__ = RuleColumns(owner=None, parent="customer")
+    __crm_sensitive__ = {"mobile": "phone", "phone": "phone", "email": "email", "wechat": "text"}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     customer_id: Mapped[int] = mapped_column(

@@ -18,7 +18,6 @@ from ..security.audit import CHANNEL_LABELS, OPERATION_LABELS, record_history
 from ..specs import TimelineEntry
 from . import pool
 from .models import Contact, Customer
-from .validation import display_phone
 from .views import CUSTOMER_LABELS
 
 log = logging.getLogger(__name__)
@@ -102,7 +101,6 @@ class CustomerPageView(BaseView):
             operation_labels=OPERATION_LABELS,
             channel_labels=CHANNEL_LABELS,
             field_labels=HISTORY_LABELS,
-            display_phone=display_phone,
             display_user=display_user,
         )
 

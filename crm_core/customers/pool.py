@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from ..db import session, utcnow
 from ..errors import ConflictError, FieldError
 from ..events.outbox import emit
+from ..security import rules
 from ..settings.store import get_setting
 from .models import Customer
 
@@ -28,6 +29,7 @@ def claim(customer: Customer, user: Any) -> None:
         raise FieldError({"active": [str(_l("Archived customers cannot be claimed"))]})
     customer.owner_id = user.id
     customer.pooled_at = None
+    rules.grant(session(), customer)  # checked above: a pooled customer the user can see
     customer.last_activity_at = utcnow()
     emit(session(), "customer.claimed", {"id": customer.id, "owner_id": user.id})
 
@@ -41,6 +43,7 @@ def release(customer: Customer, user: Any) -> None:
         raise FieldError({"owner_id": [str(_l("Only the owner can release this customer"))]})
     previous = customer.owner_id
     customer.owner_id = None
+    rules.grant(session(), customer)  # checked above: the owner (or an admin) releases it
     customer.pooled_at = utcnow()
     emit(session(), "customer.released", {"id": customer.id, "previous_owner_id": previous})
 

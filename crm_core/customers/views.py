@@ -160,11 +160,14 @@ class CustomerView(ShowOn360, CrmModelView):
         "team",
         "tags",
     ]
-    add_columns = _customer_fields
-    edit_columns = _customer_fields
+    # The owner is not a form field: a new customer belongs to its creator (``pre_add``), and
+    # an owner changes hands by claiming, releasing or reassigning, each checked by the
+    # record rules.
+    add_columns = edit_columns = [f for f in _customer_fields if f != "owner"]
     show_columns = _customer_fields + ["last_activity_at", "created_at", "updated_at"]
     order_columns = ["code", "name", "city", "updated_at"]
     base_order = ("updated_at", "desc")
+    anchor_orders = (("name", "asc"),)  # deep pages by name jump from stored anchors
     base_filters = [["active", FilterEqual, True]]
     validators_columns = {"phone": [PhoneField()], "email": [EmailField()]}
     add_form_extra_fields = {"kind": _kind_field(), "code": _code_field()}

@@ -12,11 +12,14 @@ from ..hookimpl import hookimpl
 from ..jobs.models import JobRun, SchedulerLease
 from ..jobs.views import JobRunView
 from ..security.audit import AuditLog
-from ..security.views import AuditLogApi, AuditLogView
+from ..security.models import RecordRule
+from ..security.reveal import RevealView
+from ..security.views import AuditLogApi, AuditLogView, RecordRuleView
 from ..settings.api import SettingApi
 from ..settings.models import Setting
 from ..settings.views import SettingsView
 from ..specs import ApiSpec, JobSpec, ViewSpec
+from ..web.anchor_job import refresh_list_anchors
 from .models import PluginState
 from .views import ModulesView
 
@@ -29,7 +32,16 @@ ADMIN = {
 
 @hookimpl
 def register_models() -> list[type]:
-    return [PluginState, Setting, OutboxEvent, EventDelivery, JobRun, SchedulerLease, AuditLog]
+    return [
+        PluginState,
+        Setting,
+        OutboxEvent,
+        EventDelivery,
+        JobRun,
+        SchedulerLease,
+        AuditLog,
+        RecordRule,
+    ]
 
 
 @hookimpl
@@ -39,6 +51,8 @@ def register_views() -> list[ViewSpec]:
         ViewSpec(SettingsView, "Settings", _l("Settings"), icon="fa-sliders-h", **ADMIN),
         ViewSpec(JobRunView, "Job runs", _l("Job runs"), icon="fa-history", **ADMIN),
         ViewSpec(AuditLogView, "Audit log", _l("Audit log"), icon="fa-user-secret", **ADMIN),
+        ViewSpec(RecordRuleView, "Record rules", _l("Record rules"), icon="fa-filter", **ADMIN),
+        ViewSpec(RevealView, "Sensitive fields"),
     ]
 
 
@@ -60,5 +74,12 @@ def register_jobs() -> list[JobSpec]:
             "interval",
             {"seconds": 30},
             title="Deliver domain events left pending",
-        )
+        ),
+        JobSpec(
+            "core.list_anchors",
+            refresh_list_anchors,
+            "interval",
+            {"minutes": 5},
+            title="Measure page positions of big lists",
+        ),
     ]

@@ -8,6 +8,10 @@ transaction, so a rolled-back write leaves no entry and a committed one always h
 An entry records who (user id and a copy of the username), from where (channel and IP), when,
 which record, the operation and the changed fields as ``{field: [old, new]}``. ``updated_at`` and
 ``version`` alone are not a change. Entries are never updated or deleted through the ORM.
+
+Security events about an account (locked after too many wrong passwords, unlocked, an API key
+made or revoked) are entries too, with model ``user`` and the user's id, written by
+:func:`write_entry`.
 """
 
 from __future__ import annotations
@@ -29,13 +33,24 @@ from ..db import utcnow
 from ..errors import CrmError
 
 CHANNELS = ("web", "api", "cli", "job", "system")
-OPERATIONS = ("create", "update", "archive", "restore", "delete")
+#: What happened to a business record (one entry per changed record per flush).
+RECORD_OPERATIONS = ("create", "update", "archive", "restore", "delete")
+#: Security events about a user account, written by :func:`write_entry`.
+ACCOUNT_OPERATIONS = ("lock", "unlock", "key_new", "key_revoke")
+#: A masked value of a record shown in full on request (crm_core.security.reveal).
+READ_OPERATIONS = ("reveal",)
+OPERATIONS = RECORD_OPERATIONS + ACCOUNT_OPERATIONS + READ_OPERATIONS
 OPERATION_LABELS = {
     "create": lazy_pgettext("audit operation", "Created"),
     "update": lazy_pgettext("audit operation", "Changed"),
     "archive": lazy_pgettext("audit operation", "Archived"),
     "restore": lazy_pgettext("audit operation", "Restored"),
     "delete": lazy_pgettext("audit operation", "Deleted"),
+    "lock": lazy_pgettext("audit operation", "Account locked"),
+    "unlock": lazy_pgettext("audit operation", "Account unlocked"),
+    "key_new": lazy_pgettext("audit operation", "API key created"),
+    "key_revoke": lazy_pgettext("audit operation", "API key revoked"),
+    "reveal": lazy_pgettext("audit operation", "Sensitive value shown"),
 }
 CHANNEL_LABELS = {
     "web": lazy_pgettext("audit channel", "Web"),
@@ -214,6 +229,27 @@ def write_entries(session: Session, pending: list[tuple[Any, str, str, Any]]) ->
         session.add(row)
         rows.append(row)
     return rows
+
+
+def write_entry(
+    session: Session, model: str, record_id: int, operation: str, changes: dict[str, list[Any]]
+) -> AuditLog:
+    """Add one entry for an event that is not a record write (an account locked or unlocked, an
+    API key made or revoked), with the current user, channel and IP; the caller commits."""
+    user_id, username, ip = _actor()
+    row = AuditLog(
+        occurred_at=utcnow(),
+        user_id=user_id,
+        username=username,
+        channel=current_channel(),
+        ip=ip,
+        model=model,
+        record_id=record_id,
+        operation=operation,
+        changes={key: [_jsonable(old), _jsonable(new)] for key, (old, new) in changes.items()},
+    )
+    session.add(row)
+    return row
 
 
 def _noop_set(_target: Any, value: Any, _old: Any, _initiator: Any) -> Any:

@@ -5,13 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from flask_appbuilder import ModelView
+from flask_appbuilder.fieldwidgets import Select2Widget
 from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_pgettext
 from markupsafe import Markup
+from wtforms import SelectField
+from wtforms.validators import DataRequired
 
 from ..web.crud import CrmInterface, CrmModelRestApi
 from ..web.display import display_datetime
 from .audit import CHANNEL_LABELS, OPERATION_LABELS, AuditLog
+from .models import ANY_MODEL, SCOPE_LABELS, SCOPES, RecordRule
 
 _COLUMNS = [
     "occurred_at",
@@ -91,3 +95,60 @@ class AuditLogApi(CrmModelRestApi):
     order_columns = ["id", "occurred_at"]
     base_order = ("id", "desc")
     label_columns = _LABELS
+
+
+def _choice(choices: Any, label: Any) -> SelectField:
+    return SelectField(label, choices=choices, validators=[DataRequired()], widget=Select2Widget())
+
+
+def _model_choices() -> list[tuple[str, str]]:
+    from .rules import ruled_models
+
+    names = sorted(ruled_models())
+    return [(ANY_MODEL, str(_l("Every other record type"))), *((n, n) for n in names)]
+
+
+class RecordRuleView(ModelView):
+    """Per role and record type: which records its users read and write, and the pool."""
+
+    datamodel = CrmInterface(RecordRule)
+    route_base = "/recordrules"
+    list_title = _l("Record rules")
+    show_title = add_title = edit_title = _l("Record rule")
+    label_columns = {
+        "role": _l("Role"),
+        "model": _l("Record type"),
+        "read_scope": _l("May read"),
+        "write_scope": _l("May change"),
+        "pool": _l("Sees the shared pool"),
+        "updated_at": _l("Changed"),
+    }
+    list_columns = ["role", "model", "read_scope", "write_scope", "pool", "updated_at"]
+    add_columns = edit_columns = show_columns = [
+        "role",
+        "model",
+        "read_scope",
+        "write_scope",
+        "pool",
+    ]
+    search_columns = ["role", "model", "read_scope", "write_scope"]
+    order_columns = ["model", "updated_at"]
+    base_order = ("role_id", "asc")
+    formatters_columns = {
+        "read_scope": lambda s: SCOPE_LABELS.get(s, s),
+        "write_scope": lambda s: SCOPE_LABELS.get(s, s),
+        "model": lambda m: _l("Every other record type") if m == ANY_MODEL else m,
+        "updated_at": display_datetime,
+    }
+    scope_choices = [(s, SCOPE_LABELS[s]) for s in SCOPES]
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "model": _choice(_model_choices(), _l("Record type")),
+            "read_scope": _choice(self.scope_choices, _l("May read")),
+            "write_scope": _choice(self.scope_choices, _l("May change")),
+        }
+
+    def _init_forms(self) -> None:
+        self.add_form_extra_fields = self.edit_form_extra_fields = self._fields()
+        super()._init_forms()

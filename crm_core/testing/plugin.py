@@ -36,7 +36,16 @@ from .audit import AuditCheck
 from .databases import BACKENDS, backend_url, drop, reachable
 
 PASSWORD = "Test-pass-1"
-ROLE_USERS = {"Admin": "t_admin", "Sales Rep": "t_rep", "Read-only": "t_reader"}
+ROLE_USERS = {
+    "Admin": "t_admin",
+    "Sales Manager": "t_manager",
+    "Sales Rep": "t_rep",
+    "Service Agent": "t_agent",
+    "Marketing": "t_marketing",
+    "Analyst": "t_analyst",
+    "Read-only": "t_reader",
+    "Integration": "t_integration",
+}
 KEEP_TABLES = (
     "ab_permission",
     "ab_view_menu",
@@ -45,6 +54,7 @@ KEEP_TABLES = (
     "ab_permission_view_role",
     "alembic_version",
     "crm_plugin_state",
+    "crm_record_rule",
     "crm_scheduler_jobs",
 )
 

@@ -24,6 +24,8 @@ from sqlalchemy.orm import Query
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import ClauseElement
 
+from ..security import rules
+
 #: Settings (app config keys) and their defaults.
 DEFAULTS: dict[str, Any] = {
     # Tables estimated at most this big are counted exactly, as FAB does.
@@ -74,15 +76,20 @@ def _stats_cache() -> dict[Any, tuple[float, int | None]]:
 def list_signature(interface: Any, filters: Any) -> tuple[Any, ...]:
     """What makes two list requests select the same rows: database, model, filters and user
     (record rules make lists differ per user)."""
-    parts = tuple(
+    user = getattr(g, "user", None) if has_request_context() else None
+    bind = interface.session.get_bind()
+    parts = filter_parts(filters)
+    return (str(bind.url), interface.obj.__name__, parts, getattr(user, "id", None))
+
+
+def filter_parts(filters: Any) -> tuple[tuple[str, str, str], ...]:
+    """A filter set as plain text: (column, filter class, value) per filter."""
+    return tuple(
         (flt.column_name, type(flt).__name__, repr(value))
         for flt, value in zip(
             getattr(filters, "filters", []), getattr(filters, "values", []), strict=True
         )
     )
-    user = getattr(g, "user", None) if has_request_context() else None
-    bind = interface.session.get_bind()
-    return (str(bind.url), interface.obj.__name__, parts, getattr(user, "id", None))
 
 
 def table_estimate(session: Any, table: Any) -> int | None:
@@ -129,7 +136,7 @@ def plan_estimate(session: Any, query: Query[Any]) -> int | None:
     """The planner's row estimate for ``query`` (PostgreSQL, MariaDB), else ``None``.
 
     Runs on the session's connection, not through the ORM session, so no ORM event rewrites
-    the EXPLAIN; record rules are therefore not part of the estimate.
+    the EXPLAIN: callers add the user's record rules to ``query`` themselves (``_count``).
     """
     dialect = session.get_bind().dialect.name
     if dialect not in ("postgresql", "mysql"):
@@ -187,6 +194,12 @@ def _count(interface: Any, filters: Any, total: int | None) -> tuple[int, bool]:
     found = int(session.query(func.count()).select_from(capped).scalar() or 0)
     if found <= cap:
         return found, False
+    restriction = rules.read_criteria(interface.obj)
+    if restriction is not None:
+        # The planner is asked through the connection, which the rules' ORM event never
+        # sees: the estimate must not count records the user may not see.
+        filtered = filtered.filter(restriction)
+        total = None
     planned = plan_estimate(session, filtered)
     estimate = planned if planned is not None else total
     return max(estimate or 0, cap + 1), True

@@ -32,6 +32,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from ..db import session
 from ..errors import ConflictError, CrmError, FieldError
+from ..security import masking
 from .listing import CursorError, ListingInterface
 from .rison import rison
 from .search import PrefixNormaliser
@@ -128,6 +129,8 @@ class CrmInterface(ListingInterface):
         except Exception as exc:  # FAB wraps edit/delete errors in DatabaseException
             self.session.rollback()
             cause = exc.__cause__
+            if isinstance(cause, CrmError):
+                raise cause from None
             if isinstance(cause, IntegrityError | StaleDataError):
                 raise ConflictError(str(_l("The record conflicts with existing data"))) from None
             raise
@@ -159,12 +162,52 @@ class CrmListWidget(ListWidget):
     template = "crm/widgets/list.html"
 
 
+class KeepMasked:
+    """Edit-form validator: a sensitive field sent back in its masked form keeps the stored
+    value (and then passes the field's other validators, which see the stored value)."""
+
+    def __init__(self, model: type) -> None:
+        self.model = model
+
+    def __call__(self, form: Any, field: Any) -> None:
+        pk = getattr(form, "_id", None)
+        if pk is None or not masking.masked_for_user():
+            return
+        item = session().get(self.model, pk)
+        if masking.unchanged_masked(self.model, item, field.name, field.data):
+            field.data = getattr(item, field.name)
+
+
 class CrmModelView(ModelView):
-    """A generated screen. Business records are archived, not deleted."""
+    """A generated screen. Business records are archived, not deleted. Sensitive fields
+    (``__crm_sensitive__``) are masked on lists, show pages and edit forms for users who may
+    not read them in full."""
 
     list_template = "appbuilder/general/model/list.html"
     list_widget = CrmListWidget
     page_size = 25
+
+    def __init__(self, **kwargs: Any) -> None:
+        sensitive = masking.sensitive_fields(self.datamodel.obj)
+        if sensitive:
+            formatters: dict[str, Any] = dict(getattr(self, "formatters_columns", None) or {})
+            validators: dict[str, list[Any]] = {
+                k: list(v) for k, v in (getattr(self, "validators_columns", None) or {}).items()
+            }
+            for field, kind in sensitive.items():
+                formatters[field] = _masking_formatter(kind, formatters.get(field))
+                validators[field] = [KeepMasked(self.datamodel.obj), *validators.get(field, [])]
+            self.formatters_columns = formatters
+            self.validators_columns = validators
+        super().__init__(**kwargs)
+
+    def prefill_form(self, form: Any, pk: Any) -> None:
+        """The edit form shows sensitive values masked to users who may not read them."""
+        if not masking.masked_for_user():
+            return
+        for field, kind in masking.sensitive_fields(self.datamodel.obj).items():
+            if field in form:
+                form[field].data = masking.mask(kind, form[field].data)
 
     def _get_list_widget(  # type: ignore[no-untyped-def]
         self,
@@ -244,6 +287,15 @@ class CrmModelView(ModelView):
         return redirect(self.get_redirect())
 
 
+def _masking_formatter(kind: str, inner: Any) -> Any:
+    def formatter(value: Any) -> Any:
+        if masking.masked_for_user():
+            value = masking.mask(kind, value)
+        return inner(value) if inner else value
+
+    return formatter
+
+
 class CrmModelRestApi(ModelRestApi):
     """A REST API whose writes answer 400/404/409/422 with field messages, never 500."""
 
@@ -251,6 +303,28 @@ class CrmModelRestApi(ModelRestApi):
     page_size = 25
     #: Values filled in for fields a POST leaves out: field name -> zero-argument callable.
     post_defaults: dict[str, Any] = {}
+
+    def pre_get(self, data: dict[str, Any]) -> None:
+        """A record's sensitive fields, masked for users who may not read them in full."""
+        if isinstance(data.get("result"), dict):
+            masking.mask_dict(self.datamodel.obj, data["result"])
+
+    def pre_get_list(self, data: dict[str, Any]) -> None:
+        """Each listed record's sensitive fields, masked for users who may not read them."""
+        for row in data.get("result") or []:
+            if isinstance(row, dict):
+                masking.mask_dict(self.datamodel.obj, row)
+
+    def _dump(self, schema: Any, item: Any) -> dict[str, Any]:
+        return masking.mask_dict(self.datamodel.obj, schema.dump(item, many=False))
+
+    def _get_field_info(self, field: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """FAB's field description for ``_info``, without translating an empty description
+        (gettext answers "" with the catalog's header)."""
+        info: dict[str, Any] = super()._get_field_info(field, *args, **kwargs)
+        described = self.description_columns.get(field.name)
+        info["description"] = str(described) if described else ""
+        return info
 
     @expose("/", methods=["GET"])
     @protect()
@@ -412,7 +486,7 @@ class CrmModelRestApi(ModelRestApi):
         self.post_add(item)
         return self.response(
             201,
-            result=self.add_model_schema.dump(item, many=False),
+            result=self._dump(self.add_model_schema, item),
             id=self.datamodel.get_pk_value(item),
         )
 
@@ -424,6 +498,9 @@ class CrmModelRestApi(ModelRestApi):
         if data is None:
             return self._bad_body()
         expected = data.pop("version", None)
+        for field in masking.sensitive_fields(self.datamodel.obj):
+            if masking.unchanged_masked(self.datamodel.obj, item, field, data.get(field)):
+                del data[field]  # the masked value sent back: keep the stored one
         try:
             if expected is not None and getattr(item, "version", expected) != expected:
                 raise ConflictError(
@@ -440,7 +517,7 @@ class CrmModelRestApi(ModelRestApi):
             session().rollback()
             return self._error(exc)
         self.post_update(item)
-        return self.response(200, result=self.edit_model_schema.dump(item, many=False))
+        return self.response(200, result=self._dump(self.edit_model_schema, item))
 
     def delete_headless(self, pk: Any):  # type: ignore[no-untyped-def]
         """Business records (with an ``active`` flag) are archived (see CrmInterface.delete)."""
