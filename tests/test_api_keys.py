@@ -186,3 +186,31 @@ def test_cli_makes_lists_and_revokes_keys(app):
     [entry] = _audit(app, "key_new")
     assert entry.channel == "cli"
     assert crm("keys", "api-create", "--user", "nobody").exit_code != 0
+
+
+def test_a_key_sees_only_the_records_its_role_may_see(app, admin_client):
+    """Record rules follow the key's role, not the widest role of its user."""
+    from helpers import add_customer
+
+    rep = ROLE_USERS["Sales Rep"]
+    with app.app_context():  # a rep who is also a read-only user (who reads everything)
+        sm = app.appbuilder.sm
+        user = sm.find_user(username=rep)
+        user.roles.append(sm.find_role("Read-only"))
+        session().commit()
+    mine = add_customer(app, name="嘉兴南湖自家客户有限公司", owner_id=user_id(app, rep))
+    other = add_customer(app, name="湖州吴兴别家客户有限公司", owner_id=user_id(app, "Admin"))
+    try:
+        rep_key = _shown_key(_make_on_screen(app, admin_client, rep, "Sales Rep"))
+        reader_key = _shown_key(_make_on_screen(app, admin_client, rep, "Read-only"))
+        client = app.test_client()
+        as_rep = client.get(CUSTOMERS, headers={"X-API-Key": rep_key}).get_json()["ids"]
+        as_reader = client.get(CUSTOMERS, headers={"X-API-Key": reader_key}).get_json()["ids"]
+        assert mine in as_rep and other not in as_rep
+        assert {mine, other} <= set(as_reader)
+    finally:
+        with app.app_context():
+            sm = app.appbuilder.sm
+            user = sm.find_user(username=rep)
+            user.roles = [sm.find_role("Sales Rep")]
+            session().commit()

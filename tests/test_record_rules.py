@@ -183,6 +183,12 @@ def test_admin_changes_a_rule_and_it_applies_on_the_next_request(app, org):
         assert _api_ids(rep) == {org.own, org.teammate, org.pool}
         blocked = rep.put(f"/api/v1/customer/{org.teammate}", json={"city": "上海市"})
         assert blocked.status_code == 403  # a read-only view of the teammate's customer
+        form = rep.post(
+            f"/customers/edit/{org.teammate}",
+            data={"name": "上海闵行新锐机械有限公司", "kind": "company", "city": "上海市"},
+            follow_redirects=True,
+        ).get_data(as_text=True)
+        assert "您无权修改此记录。" in form  # the rule's own message, not a database error
     finally:
         with app.app_context():
             session().delete(session().get(RecordRule, rule_id))
@@ -194,3 +200,55 @@ def test_rules_admin_screen(app, admin_client):
     assert page.status_code == 200
     text = page.get_data(as_text=True)
     assert "Sales Rep" in text and "本人的记录" in text
+
+
+def test_manager_archives_from_the_list_and_the_pool_screen_archives_only_pooled(app, org):
+    mgr = login_client(app, "mgr_east")
+    archived = mgr.post("/customers/action_post", data={"action": "archive", "rowid": [org.own]})
+    assert archived.status_code == 302
+    admin = login_client(app, "Admin")
+    admin.post("/pool/action_post", data={"action": "archive", "rowid": [org.south]})
+    with app.app_context():
+        assert session().get(Customer, org.own).active is False
+        assert session().get(Customer, org.south).active is True  # not in the pool
+
+
+def test_a_follow_up_on_a_customer_one_cannot_see_stays_editable_and_linked(app, org):
+    from crm_core.activities.models import Activity
+
+    rep = user_id(app, "Sales Rep")
+    with app.app_context():
+        activity = Activity(subject="拜访华南客户", customer_id=org.south, owner_id=rep)
+        session().add(activity)
+        session().commit()
+        pk = activity.id
+    client = login_client(app, "Sales Rep")
+    put = client.put(f"/api/v1/activity/{pk}", json={"body": "客户确认下周签约"})
+    assert put.status_code == 200, put.get_json()
+    form = client.post(
+        f"/activities/edit/{pk}",
+        data={"kind": "note", "subject": "拜访华南客户（已改）", "customer": "", "done": "y"},
+        follow_redirects=True,
+    )
+    assert form.status_code == 200
+    with app.app_context():
+        stored = session().get(Activity, pk)
+        assert (stored.subject, stored.customer_id, stored.done) == (
+            "拜访华南客户（已改）",
+            org.south,
+            True,
+        )
+
+
+def test_an_open_follow_up_can_be_added_from_the_screen(app, org):
+    from crm_core.activities.models import Activity
+
+    client = login_client(app, "Sales Rep")
+    client.post(
+        "/activities/add",
+        data={"kind": "call", "subject": "电话确认报价", "customer": str(org.own)},
+        follow_redirects=True,
+    )
+    with app.app_context():
+        found = session().scalar(select(Activity).where(Activity.subject == "电话确认报价"))
+        assert found is not None and found.done is False

@@ -71,3 +71,12 @@ def test_mariadb_sessions_see_committed_changes(app, crm_backend):
         level = session().connection().get_isolation_level()
     expected = {"sqlite": "SERIALIZABLE", "postgresql": "READ COMMITTED"}
     assert level == expected.get(crm_backend, "READ COMMITTED")
+
+
+def test_numbers_no_column_can_hold_are_404_and_422(app, admin_client):
+    huge = 10**20
+    assert admin_client.get(f"/api/v1/customer/{huge}").status_code == 404
+    assert admin_client.put(f"/api/v1/customer/{huge}", json={"city": "上海市"}).status_code == 404
+    answer = admin_client.post("/api/v1/contact/", json={"name": "王磊", "customer_id": huge})
+    assert answer.status_code == 422
+    assert list(answer.get_json()["message"]) == ["customer_id"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from flask_appbuilder.fieldwidgets import Select2Widget
+from flask_appbuilder.fieldwidgets import DateTimePickerWidget, Select2Widget
 from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_pgettext
-from wtforms import SelectField
+from wtforms import BooleanField, DateTimeField, SelectField
+from wtforms.validators import Optional
 
+from ..db import utcnow
 from ..org.display import display_user
 from ..web.crud import CrmInterface, CrmModelRestApi, CrmModelView, default_owner
 from ..web.display import display_datetime
@@ -22,6 +24,22 @@ KIND_LABELS = {
     "note": _l("Note"),
     "task": _l("Task"),
 }
+
+
+def _form_fields() -> dict[str, object]:
+    """Form fields that differ from FAB's defaults: kinds by label, "when" defaulting to now,
+    and a "done" box that may stay empty (an open follow-up)."""
+    return {
+        "kind": _kind_field(),
+        "occurred_at": DateTimeField(
+            _l("When"),
+            format="%Y-%m-%d %H:%M:%S",
+            default=utcnow,
+            validators=[Optional()],
+            widget=DateTimePickerWidget(),
+        ),
+        "done": BooleanField(_l("Done")),
+    }
 
 
 def _kind_field() -> SelectField:
@@ -60,8 +78,8 @@ class ActivityView(CrmModelView):
     search_columns = ["kind", "subject", "customer", "owner", "occurred_at", "done"]
     base_order = ("occurred_at", "desc")
     base_filters = [["active", FilterEqual, True]]
-    add_form_extra_fields = {"kind": _kind_field()}
-    edit_form_extra_fields = {"kind": _kind_field()}
+    add_form_extra_fields = _form_fields()
+    edit_form_extra_fields = _form_fields()
     formatters_columns = {
         "kind": lambda k: KIND_LABELS.get(k, k),
         "owner": display_user,
@@ -71,6 +89,11 @@ class ActivityView(CrmModelView):
 
     def pre_add(self, item: Activity) -> None:
         default_owner(item)
+        self.pre_update(item)
+
+    def pre_update(self, item: Activity) -> None:
+        if item.occurred_at is None:  # left empty: it happened now
+            item.occurred_at = utcnow()
 
 
 class ActivityApi(CrmModelRestApi):

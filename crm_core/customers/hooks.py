@@ -121,9 +121,10 @@ def register_roles() -> list[RoleSpec]:
     )
     manager = (
         rep
-        + _crud("CustomerView", "delete", "archive")
-        + _crud("ContactView", "delete", "archive")
-        + _crud("ActivityView", "delete", "archive")
+        + _crud("CustomerView", "delete")
+        + _crud("ContactView", "delete")
+        + _crud("ActivityView", "delete")
+        + tuple(("archive", v) for v in ("CustomerView", "ContactView", "ActivityView"))
         + _crud("CustomerApi", "delete")
         + _crud("ContactApi", "delete")
         + _crud("ActivityApi", "delete")

@@ -37,6 +37,7 @@ from werkzeug.local import LocalProxy
 
 from ..errors import FieldError, PermissionDenied
 from ..specs import RuleColumns
+from . import api_keys
 from .models import ANY_MODEL, SCOPES, RecordRule
 
 _unrestricted: ContextVar[bool] = ContextVar("crm_rules_unrestricted", default=False)
@@ -260,6 +261,9 @@ def load_rules(user: Any) -> UserRules | None:
     from ..org.models import Team, UserProfile
 
     roles = list(getattr(user, "roles", None) or [])
+    key_role = api_keys.request_role()
+    if key_role is not None:  # an API key limits the request to one of the user's roles
+        roles = [r for r in roles if r.name == key_role]
     if any(r.name == current_app.config["AUTH_ROLE_ADMIN"] for r in roles):
         return None
     s = session()

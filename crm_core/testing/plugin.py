@@ -94,7 +94,7 @@ def make_test_app(url: str, **overrides: Any) -> Flask:
         "TESTING": True,
         "WTF_CSRF_ENABLED": False,
         "CRM_HOOKS_DIR": None,
-        "SECRET_KEY": "test-secret",
+        "SECRET_KEY": "crm-test-secret-key-of-at-least-32-bytes",
     }
     config.update(overrides)
     return create_app(config)

@@ -53,9 +53,11 @@ def check_unique_and_references(item: Any) -> None:
     mapper = inspect(type(item))
     table = mapper.local_table
     s = session()
-    pk = inspect(item).identity
+    state = inspect(item)
+    pk = state.identity
     for column in table.columns:
-        value = getattr(item, mapper.get_property_by_column(column).key, None)
+        key = mapper.get_property_by_column(column).key
+        value = getattr(item, key, None)
         if value is None:
             continue
         if column.unique:
@@ -72,6 +74,8 @@ def check_unique_and_references(item: Any) -> None:
                         ]
                     }
                 )
+        if pk and not state.attrs[key].history.has_changes():
+            continue  # a link kept as it was is not the user's to prove (it may be hidden)
         for fk in column.foreign_keys:
             target = _class_for_table(fk.column.table)
             if target is None:
@@ -82,6 +86,31 @@ def check_unique_and_references(item: Any) -> None:
                 raise FieldError(
                     {column.key: [str(_l("No record with id %(value)s", value=value))]}
                 )
+
+
+_INT_LIMITS = {"SmallInteger": 2**15, "Integer": 2**31, "BigInteger": 2**63}
+
+
+def in_range(column: Any, value: Any) -> bool:
+    """Whether an integer column can hold ``value`` (other columns and values: yes)."""
+    limit = _INT_LIMITS.get(type(column.type).__name__)
+    if limit is None:
+        return True
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return True  # not a number: the field's own validation answers
+    return -limit <= number < limit
+
+
+def out_of_range(model: Any, data: dict[str, Any]) -> dict[str, list[str]]:
+    """Field errors for integers in ``data`` that their columns cannot hold."""
+    columns = model.__table__.c
+    return {
+        key: [str(_l("Number out of range"))]
+        for key, value in data.items()
+        if key in columns and isinstance(value, int) and not in_range(columns[key], value)
+    }
 
 
 def default_owner(item: Any) -> None:
@@ -111,6 +140,13 @@ class CrmInterface(ListingInterface):
         super().__init__(obj, session)
         self.prefix_search = dict(prefix_search or {})
 
+    def get(self, id: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: A002 - FAB's name
+        """FAB's lookup by primary key; an id no column could hold finds nothing (instead of a
+        database error)."""
+        if not in_range(self.obj.__table__.c[self.get_pk_name()], id):
+            return None
+        return super().get(id, *args, **kwargs)
+
     def _write(self, op: str, item: Any) -> None:
         try:
             getattr(super(), op)(item)
@@ -123,13 +159,15 @@ class CrmInterface(ListingInterface):
             raise ConflictError(
                 {"version": [str(_l("Someone else changed this record; reload and try again"))]}
             ) from None
-        except CrmError:
+        except CrmError as exc:
             self.session.rollback()
+            g.crm_write_error = str(exc)
             raise
         except Exception as exc:  # FAB wraps edit/delete errors in DatabaseException
             self.session.rollback()
             cause = exc.__cause__
             if isinstance(cause, CrmError):
+                g.crm_write_error = str(cause)
                 raise cause from None
             if isinstance(cause, IntegrityError | StaleDataError):
                 raise ConflictError(str(_l("The record conflicts with existing data"))) from None
@@ -200,6 +238,31 @@ class CrmModelView(ModelView):
             self.formatters_columns = formatters
             self.validators_columns = validators
         super().__init__(**kwargs)
+
+    @property
+    def database_error_message(self) -> str:  # type: ignore[override]
+        """What FAB flashes when an edit fails: the write's own message (a record rule, a
+        taken value, a stale version) when it gave one."""
+        return str(g.get("crm_write_error") or _l("Database error"))
+
+    def process_form(self, form: Any, is_created: bool) -> None:
+        """An edit form leaves alone a link to a record the user may not see: its picker could
+        not offer that record, so the empty choice means "unchanged", not "remove"."""
+        pk = getattr(form, "_id", None)
+        if is_created or pk is None:
+            return
+        item = self.datamodel.get(pk)
+        if item is None:
+            return
+        mapper = inspect(type(item))
+        for name in [f.name for f in form if f.data is None]:
+            rel = mapper.relationships.get(name)
+            if rel is None or rel.direction.name != "MANYTOONE":
+                continue
+            (fk,) = rel.local_columns
+            stored = getattr(item, fk.key)
+            if stored is not None and session().get(rel.mapper.class_, stored) is None:
+                del form[name]
 
     def prefill_form(self, form: Any, pk: Any) -> None:
         """The edit form shows sensitive values masked to users who may not read them."""
@@ -273,6 +336,11 @@ class CrmModelView(ModelView):
             items = [items]
         count = 0
         for item in items:
+            if item is None:
+                continue
+            # The action names records by id: only those this screen lists (its base filters,
+            # e.g. the shared pool's "no owner") are archived.
+            item = self.datamodel.get(self.datamodel.get_pk_value(item), self._base_filters)
             if item is not None and getattr(item, "active", False):
                 item.active = False
                 count += 1
@@ -470,6 +538,8 @@ class CrmModelRestApi(ModelRestApi):
         data = self._json_body()
         if data is None:
             return self._bad_body()
+        if errors := out_of_range(self.datamodel.obj, data):
+            return self._error(FieldError(errors))
         for field, make in self.post_defaults.items():
             if data.get(field) in (None, ""):
                 data[field] = make()
@@ -497,6 +567,8 @@ class CrmModelRestApi(ModelRestApi):
         data = self._json_body()
         if data is None:
             return self._bad_body()
+        if errors := out_of_range(self.datamodel.obj, data):
+            return self._error(FieldError(errors))
         expected = data.pop("version", None)
         for field in masking.sensitive_fields(self.datamodel.obj):
             if masking.unchanged_masked(self.datamodel.obj, item, field, data.get(field)):
