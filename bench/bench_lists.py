@@ -98,10 +98,10 @@ def make_naive_app(url: str) -> Flask:
     return app
 
 
-def login(app: Flask) -> FlaskClient:
-    """A test client logged in as the benchmark's administrator."""
+def login(app: Flask, username: str = ADMIN_USER) -> FlaskClient:
+    """A test client logged in as the benchmark's administrator (or one of its reps)."""
     client = app.test_client()
-    response = client.post("/login/", data={"username": ADMIN_USER, "password": ADMIN_PASSWORD})
+    response = client.post("/login/", data={"username": username, "password": ADMIN_PASSWORD})
     if response.status_code != 302:
         raise SystemExit(f"login failed on {app.name}: run bench/generate.py first")
     return client
@@ -408,8 +408,41 @@ def main(argv: list[str] | None = None) -> None:
         console.print(f"  {label}: ours p95 {fmt(p95)} ms, naive p95 {fmt(n95)} ms")
     console.print(table)
     console.print(deep_page_strategies(ours_app, ours, args.repeat, args.warmup, deep_page))
+    console.print(rules_cost(ours_app, ours, inputs, args.repeat, args.warmup))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2, ensure_ascii=False))
+
+
+def rules_cost(app: Flask, admin: Side, inputs: dict[str, Any], repeat: int, warmup: int) -> Table:
+    """The same requests as a sales rep (record rules: own customers and the pool) and as the
+    administrator (no rules), interleaved."""
+    rep = Side(app, login(app, "rep001"), admin.statements)
+    table = Table(title="Record rules: a rep (own customers + pool) beside the admin (ms)")
+    for column in ("case", "rep p50", "rep p95", "stmts", "admin p50", "admin p95", "stmts"):
+        table.add_column(column, justify="right" if column != "case" else "left")
+    api, html = "/api/v1/customer/", "/customers/list/"
+    prefixes = [
+        rest(api, {"filters": [{"col": "name", "opr": "sw", "value": v}]}) for v in inputs["names"]
+    ]
+    by_name = {"order_column": "name", "order_direction": "asc", "page": 200, "page_size": 25}
+    variants = [
+        Case("REST first page", 50, [api], [api]),
+        Case("REST name prefix", 50, prefixes, prefixes),
+        Case("REST page 200 by name", 50, [rest(api, by_name)], [rest(api, by_name)], cold=True),
+        Case("HTML list first page", 50, [html], [html]),
+    ]
+    for case in variants:
+        mine, theirs = measure(rep, case, admin, max(repeat // 2, 5), warmup, 0)
+        table.add_row(
+            case.label,
+            fmt(mine.pct(50)),
+            fmt(mine.pct(95)),
+            f"{mine.statements:.0f}",
+            fmt(theirs.pct(50)),
+            fmt(theirs.pct(95)),
+            f"{theirs.statements:.0f}",
+        )
+    return table
 
 
 def deep_page_strategies(app: Flask, ours: Side, repeat: int, warmup: int, page: int) -> Table:

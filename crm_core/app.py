@@ -17,11 +17,15 @@ from .config import PACKAGE_DIR, default_config
 from .customers import hooks as customer_hooks
 from .db import configure_engine
 from .events import outbox
+from .lowcode import fields as custom_fields
+from .lowcode import hooks as lowcode_hooks
 from .org import hooks as org_hooks
+from .org.display import display_user
 from .plugins import hooks as platform_hooks
 from .plugins.discovery import discover
 from .plugins.ordering import resolve
 from .plugins.registry import CrmRegistry
+from .privacy import hooks as privacy_hooks
 from .security import audit, auth_hooks, reveal, rules
 from .security import headers as security_headers
 from .web import errors, gating, openapi
@@ -31,7 +35,9 @@ log = logging.getLogger(__name__)
 CORE_PARTS = {
     "customers": customer_hooks,
     "activities": activity_hooks,
+    "privacy": privacy_hooks,
     "org": org_hooks,
+    "lowcode": lowcode_hooks,
     "platform": platform_hooks,
     "authentication": auth_hooks,
 }
@@ -85,6 +91,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         outbox.install(db.session)  # domain events and audit entries of every write
         audit.install(db.session)  # the audit log is append-only
         rules.install()  # record rules on every query and write of a user's request
+        custom_fields.install()  # custom field values checked on every write
         CSRFProtect(app)  # before the APIs register, so they are exempted (they use JWT)
         appbuilder = AppBuilder(update_perms=False)
         appbuilder.init_app(app, db.session)
@@ -92,6 +99,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         _register_specs(app, appbuilder, registry)
         gating.install(app)
         app.jinja_env.globals["crm_sensitive"] = reveal.sensitive_html
+        app.jinja_env.globals["crm_display_user"] = display_user
         errors.install(app)
         security_headers.install(app)  # cookie flags, CSP and other headers on every response
         _install_after_request_dispatch(app)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -77,5 +78,13 @@ def default_config() -> dict[str, Any]:
         "FAB_PASSWORD_COMPLEXITY_VALIDATOR": validate_password,
         # API keys of integrations (crm_core.security.api_keys), on every REST API.
         "FAB_API_KEY_ENABLED": True,
+        # JWTs of POST /api/v1/security/login: short-lived access tokens, renewed with the
+        # refresh token (login with "refresh": true) at POST /api/v1/security/refresh.
+        "JWT_ACCESS_TOKEN_EXPIRES": timedelta(
+            minutes=int(os.environ.get("CRM_JWT_ACCESS_MINUTES", "15"))
+        ),
+        "JWT_REFRESH_TOKEN_EXPIRES": timedelta(
+            days=int(os.environ.get("CRM_JWT_REFRESH_DAYS", "7"))
+        ),
         "JSON_AS_ASCII": False,
     }

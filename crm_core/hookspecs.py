@@ -130,6 +130,20 @@ def customer_timeline(customer: Any, since: datetime | None, limit: int) -> list
 
 
 @hookspec
+def export_personal_data(customer: Any, contact: Any) -> dict[str, list[dict[str, Any]]]:
+    """Return the plugin's records about one person, for the person's data export (PIPL).
+
+    Called when someone exports the personal data of a person customer (``contact`` is
+    ``None``) or of one contact of ``customer``. Return ``{section: [record, ...]}`` with each
+    record as a dict of JSON values (dates as ISO 8601 strings), values as stored: never
+    masked, because the document is the person's own data. Sections appear in the export under
+    the plugin's name. Query what belongs to that person only (by ``customer.id`` or
+    ``contact.id``); record rules do not narrow these queries. An exception is recorded
+    against the plugin and the export goes on without its sections.
+    """
+
+
+@hookspec
 def app_configured(app: Flask) -> None:
     """Called once the app is fully built, for every loaded plugin whatever its state.
 

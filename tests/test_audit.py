@@ -12,6 +12,7 @@ import click
 import pytest
 from click.testing import CliRunner
 from flask.cli import ScriptInfo, with_appcontext
+from helpers import add_customer
 from sqlalchemy import delete, select, update
 
 from crm_core.cli import main
@@ -227,3 +228,29 @@ def test_the_shared_check_finds_a_missing_entry(app):
     finally:
         check.stop()
     assert problem is not None and "missing entries" in problem and "customer" in problem
+
+
+def test_tagging_a_customer_is_audited_with_the_tag_names(app, admin_client):
+    from crm_core.customers.models import Tag
+
+    with app.app_context():
+        session().add_all([Tag(name="重点客户"), Tag(name="VIP")])
+        session().commit()
+        vip, key = (
+            session().scalar(select(Tag.id).where(Tag.name == n)) for n in ("VIP", "重点客户")
+        )
+    pk = add_customer(app, name="宁波鄞州港城电器有限公司")
+    form = {"name": "宁波鄞州港城电器有限公司", "kind": "company", "code": "", "tags": [vip]}
+    with app.app_context():
+        form["code"] = session().get(Customer, pk).code
+    admin_client.post(f"/customers/edit/{pk}", data=form, follow_redirects=True)
+    admin_client.post(
+        f"/customers/edit/{pk}", data={**form, "tags": [vip, key]}, follow_redirects=True
+    )
+    entries = _entries(app, pk)
+    assert [e.changes.get("tags") for e in entries[1:]] == [
+        [[], ["VIP"]],
+        [["VIP"], ["VIP", "重点客户"]],
+    ]
+    history = admin_client.get(f"/customer/{pk}").get_data(as_text=True)
+    assert "VIP、重点客户" in history and "[&#39;VIP&#39;" not in history

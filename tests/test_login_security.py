@@ -404,13 +404,12 @@ def test_behind_https_cookies_are_secure_and_hsts_is_sent():
 
 
 def test_security_screens_speak_chinese(app, admin_client):
-    from test_translations import _english_pattern, visible_text
+    from test_translations import untranslated
 
     _fail(app.test_client(), READER, 10)
     names = [v["name"] for v in app.config["LANGUAGES"].values()]
     with app.app_context():  # role names are data, shown as admins named them
         names += [r.name for r in app.appbuilder.sm.get_all_roles()]
-    english = _english_pattern()
     pages = {
         "/loginsecurity/list/": ["登录安全", "账户名", "连续输错密码次数", "锁定至"],
         f"/loginsecurity/show/{_lock_id(app, READER)}": ["来源 IP 地址", "锁定时间"],
@@ -419,16 +418,57 @@ def test_security_screens_speak_chinese(app, admin_client):
         "/users/add": ["密码", "同时包含字母和数字"],
         "/resetmypassword/form": ["密码", "至少 10 个字符"],
         "/settings/": ["连续输错密码多少次后锁定账户", "密码最短长度"],
+        "/recordrules/list/": ["数据权限", "可查看", "可修改", "本人的记录", "全部记录"],
+        "/recordrules/add": ["记录类型", "可查看公海", "其他所有记录类型"],
     }
-    problems = []
-    for url, expected in pages.items():
-        response = admin_client.get(url)
-        assert response.status_code == 200, url
-        text = visible_text(response.get_data(as_text=True), names)
-        found = sorted(set(english.findall(text)))
-        if found:
-            problems.append(f"{url}: English {found}")
-        absent = [word for word in expected if word not in text]
-        if absent:
-            problems.append(f"{url}: missing {absent}")
+    problems = untranslated(
+        {url: (admin_client.get(url), words) for url, words in pages.items()}, names
+    )
     assert not problems, "\n".join(problems)
+
+
+def test_jwt_access_tokens_expire_and_refresh_tokens_renew_them(app, monkeypatch):
+    from datetime import timedelta
+
+    client = app.test_client()
+    login = {"username": "t_rep", "password": "Test-pass-1", "provider": "db", "refresh": True}
+    monkeypatch.setitem(app.config, "JWT_ACCESS_TOKEN_EXPIRES", timedelta(seconds=-1))
+    tokens = client.post("/api/v1/security/login", json=login).get_json()
+    expired = client.get(
+        "/api/v1/customer/", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
+    assert expired.status_code == 401
+    monkeypatch.setitem(app.config, "JWT_ACCESS_TOKEN_EXPIRES", timedelta(minutes=15))
+    renewed = client.post(
+        "/api/v1/security/refresh",
+        headers={"Authorization": f"Bearer {tokens['refresh_token']}"},
+    )
+    assert renewed.status_code == 200
+    fresh = renewed.get_json()["access_token"]
+    listed = client.get("/api/v1/customer/", headers={"Authorization": f"Bearer {fresh}"})
+    assert listed.status_code == 200
+    # A refresh token is not an access token.
+    wrong = client.get(
+        "/api/v1/customer/", headers={"Authorization": f"Bearer {tokens['refresh_token']}"}
+    )
+    assert wrong.status_code in (401, 422)
+    assert "Traceback" not in wrong.get_data(as_text=True)
+    # A deactivated user's renewed token opens nothing.
+    with app.app_context():
+        user = app.appbuilder.sm.find_user(username="t_rep")
+        user.active = False
+        session().commit()
+    try:
+        again = client.post(
+            "/api/v1/security/refresh",
+            headers={"Authorization": f"Bearer {tokens['refresh_token']}"},
+        ).get_json()
+        token = again.get("access_token") if again else None
+        if token:
+            blocked = client.get("/api/v1/customer/", headers={"Authorization": f"Bearer {token}"})
+            assert blocked.status_code == 401
+    finally:
+        with app.app_context():
+            user = app.appbuilder.sm.find_user(username="t_rep")
+            user.active = True
+            session().commit()

@@ -80,3 +80,13 @@ def test_numbers_no_column_can_hold_are_404_and_422(app, admin_client):
     answer = admin_client.post("/api/v1/contact/", json={"name": "王磊", "customer_id": huge})
     assert answer.status_code == 422
     assert list(answer.get_json()["message"]) == ["customer_id"]
+
+
+def test_text_with_a_nul_character_is_422_on_every_database(admin_client):
+    answer = admin_client.post("/api/v1/customer/", json={"name": "上海\x00公司"})
+    assert answer.status_code == 422
+    assert list(answer.get_json()["message"]) == ["name"]
+    form = admin_client.post(
+        "/customers/add", data={"name": "杭州\x00公司", "kind": "company"}, follow_redirects=True
+    ).get_data(as_text=True)
+    assert "Traceback" not in form and "psycopg2" not in form and "SQL" not in form

@@ -186,25 +186,31 @@ PAGES = {
 }
 
 
-def test_screens_show_no_english_in_zh_cn(app, admin_client):
-    pk = _seed(admin_client)
-    names = [v["name"] for v in app.config["LANGUAGES"].values()]
-    english = _english_pattern()
-    problems = []
-    login = app.test_client().get("/login/")
-    pages = {"/login/": (login, ["登录", "用户名", "密码"])}
-    for path, expected in PAGES.items():
-        url = path.format(pk=pk)
-        pages[url] = (admin_client.get(url), expected)
+def untranslated(pages: dict[str, tuple[object, list[str]]], names: Iterable[str]) -> list[str]:
+    """Problems of zh_CN pages (``url -> (response, words expected)``): English words shown,
+    expected Chinese words absent. ``names`` are shown as they are (language and role names)."""
+    english, problems = _english_pattern(), []
     for url, (response, expected) in pages.items():
-        assert response.status_code == 200, url
-        text = visible_text(response.get_data(as_text=True), names)
+        assert response.status_code == 200, url  # type: ignore[attr-defined]
+        text = visible_text(response.get_data(as_text=True), names)  # type: ignore[attr-defined]
         found = sorted(set(english.findall(text)))
         if found:
             problems.append(f"{url}: English {found}")
         absent = [word for word in expected if word not in text]
         if absent:
             problems.append(f"{url}: missing {absent}")
+    return problems
+
+
+def test_screens_show_no_english_in_zh_cn(app, admin_client):
+    pk = _seed(admin_client)
+    names = [v["name"] for v in app.config["LANGUAGES"].values()]
+    login = app.test_client().get("/login/")
+    pages = {"/login/": (login, ["登录", "用户名", "密码"])}
+    for path, expected in PAGES.items():
+        url = path.format(pk=pk)
+        pages[url] = (admin_client.get(url), expected)
+    problems = untranslated(pages, names)
     assert not problems, "\n".join(problems)
 
 
@@ -220,3 +226,24 @@ def test_lang_en_switches_the_screens_to_english(app, admin_client):
     assert admin_client.get("/lang/zh_CN").status_code == 302
     again = visible_text(admin_client.get("/customers/list/").get_data(as_text=True))
     assert "客户" in again and "Customers" not in again
+
+
+def test_dialogs_and_the_signed_in_name_read_as_chinese(app, admin_client):
+    from crm_core.db import session
+
+    def rename(first: str, last: str) -> tuple[str, str]:
+        with app.app_context():
+            user = app.appbuilder.sm.find_user(username="t_admin")
+            before = (user.first_name, user.last_name)
+            user.first_name, user.last_name = first, last
+            session().commit()
+            return before
+
+    before = rename("芳", "王")
+    try:
+        page = admin_client.get("/customers/list/").get_data(as_text=True)
+    finally:
+        rename(*before)
+    assert ">取消</button>" in page and ">确定</a>" in page  # the confirmation dialog
+    assert ">Cancel<" not in page and ">OK<" not in page
+    assert "王芳" in page and "芳 王" not in page  # surname first in the navbar

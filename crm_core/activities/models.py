@@ -38,6 +38,7 @@ class Activity(BusinessMixin, Model):
     __tablename__ = "crm_activity"
     __crm_event__ = "activity"
     __crm_record_rules__ = RuleColumns(owner="owner_id", parent="customer")
+    __crm_label__ = _l("Follow-up")
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(20), default="note", nullable=False)

@@ -107,6 +107,18 @@ def register_roles() -> list[RoleSpec]:
         "ActivityView", "list", "show", "add", "edit"
     )
     reveal = (("can_reveal", "Sensitive fields"),)  # masked values, shown one by one, audited
+    # Consents (PIPL): read by sales and service, recorded and withdrawn by sales.
+    consents_read = (
+        _crud("ConsentView", "list", "show")
+        + _crud("ConsentApi", "get", "info")
+        + (("menu_access", "Consents"),)
+    )
+    consents_rw = (
+        consents_read
+        + _crud("ConsentView", "add")
+        + (("withdraw", "ConsentView"),)
+        + _crud("ConsentApi", "post", "withdraw")
+    )
     rep = (
         read
         + _crud("CustomerView", "add", "edit")
@@ -117,6 +129,7 @@ def register_roles() -> list[RoleSpec]:
         + _crud("ContactView", "add", "edit")
         + activities_rw
         + reveal
+        + consents_rw
         + (("menu_access", "Shared pool"),)
     )
     manager = (
@@ -130,6 +143,7 @@ def register_roles() -> list[RoleSpec]:
         + _crud("ActivityApi", "delete")
         + _crud("TagView", "add", "edit")
         + _crud("TagApi", "post", "put")
+        + (("can_export", "Personal data"),)  # a person's data export (PIPL), audited
     )
     marketing = read + _crud("TagView", "add", "edit") + _crud("TagApi", "post", "put")
     integration = (
@@ -137,6 +151,7 @@ def register_roles() -> list[RoleSpec]:
         + _crud("ContactApi", *api_rw, "delete")
         + _crud("ActivityApi", *api_rw, "delete")
         + _crud("TagApi", *api_rw)
+        + _crud("ConsentApi", *api_rw, "delete", "withdraw")
         + (("can_unmasked", "Sensitive fields"),)  # systems read what they synchronise
     )
     read_all = (RuleSpec("*", "all", "none", pool=True),)
@@ -145,7 +160,7 @@ def register_roles() -> list[RoleSpec]:
         RoleSpec("Sales Rep", rep, (RuleSpec("*", "own", "own", pool=True),)),
         RoleSpec(
             "Service Agent",
-            read + activities_rw + reveal,
+            read + activities_rw + reveal + consents_read,
             (RuleSpec("*", "all", "none", pool=True), RuleSpec("Activity", "all", "own")),
         ),
         RoleSpec("Marketing", marketing, read_all),

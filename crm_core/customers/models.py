@@ -72,7 +72,9 @@ class Customer(BusinessMixin, Model):
     __tablename__ = "crm_customer"
     __crm_event__ = "customer"
     __crm_record_rules__ = RuleColumns(owner="owner_id", team="team_id", pool=True)
+    __crm_label__ = _l("Customer")
     __crm_sensitive__ = {"phone": "phone", "email": "email"}
+    __crm_custom_fields__ = "custom"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True, nullable=False)
@@ -164,6 +166,7 @@ class Contact(BusinessMixin, Model):
     __tablename__ = "crm_contact"
     __crm_event__ = "contact"
     __crm_record_rules__ = RuleColumns(owner=None, parent="customer")
+    __crm_label__ = _l("Contact")
     __crm_sensitive__ = {"mobile": "phone", "phone": "phone", "email": "email", "wechat": "text"}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -56,6 +56,28 @@ def _changes(obj: Any) -> dict[str, tuple[Any, Any]]:
             new = hist.added[0] if hist.added else None
             if attr.key not in ("updated_at", "version"):
                 out[attr.key] = (old, new)
+    out.update(link_changes(obj))
+    return out
+
+
+def link_changes(obj: Any, created: bool = False) -> dict[str, tuple[Any, list[str]]]:
+    """Changed many-to-many links of ``obj`` (a customer's tags) as ``{relation: (before,
+    after)}``, each a sorted list of the linked records' names (``before`` is ``None`` for a
+    new record). One-to-many collections (a customer's contacts) are the other side's change."""
+    state = inspect(obj)
+    out: dict[str, tuple[Any, list[str]]] = {}
+    for rel in state.mapper.relationships:
+        if rel.secondary is None:
+            continue
+        hist = state.attrs[rel.key].history
+        if not (hist.added or hist.deleted):
+            continue
+        before = sorted(str(x) for x in (*hist.unchanged, *hist.deleted))
+        after = sorted(str(x) for x in (*hist.unchanged, *hist.added))
+        if created and after:
+            out[rel.key] = (None, after)
+        elif before != after:
+            out[rel.key] = (before, after)
     return out
 
 
@@ -64,7 +86,7 @@ def _operation(session: Session, obj: Any) -> str | None:
         return "create"
     if obj in session.deleted:
         return "delete"
-    if session.is_modified(obj, include_collections=False):
+    if session.is_modified(obj, include_collections=False) or link_changes(obj):
         return "update"
     return None
 

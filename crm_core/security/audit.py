@@ -9,6 +9,12 @@ An entry records who (user id and a copy of the username), from where (channel a
 which record, the operation and the changed fields as ``{field: [old, new]}``. ``updated_at`` and
 ``version`` alone are not a change. Entries are never updated or deleted through the ORM.
 
+The one exception is the erasure of a person's data (:mod:`crm_core.privacy.erase`): in the
+erasing transaction, after the anonymising write and its own entries are flushed, the values of
+the person's personal fields in every entry of the erased records are replaced by ``***`` with
+Core ``UPDATE`` statements on the session's connection (the ORM keeps refusing). The entries
+themselves, their operations, users and times stay, and an ``erase`` entry records the erasure.
+
 Security events about an account (locked after too many wrong passwords, unlocked, an API key
 made or revoked) are entries too, with model ``user`` and the user's id, written by
 :func:`write_entry`.
@@ -39,7 +45,9 @@ RECORD_OPERATIONS = ("create", "update", "archive", "restore", "delete")
 ACCOUNT_OPERATIONS = ("lock", "unlock", "key_new", "key_revoke")
 #: A masked value of a record shown in full on request (crm_core.security.reveal).
 READ_OPERATIONS = ("reveal",)
-OPERATIONS = RECORD_OPERATIONS + ACCOUNT_OPERATIONS + READ_OPERATIONS
+#: A person's data exported or erased (crm_core.privacy), written by :func:`write_entry`.
+PRIVACY_OPERATIONS = ("export", "erase")
+OPERATIONS = RECORD_OPERATIONS + ACCOUNT_OPERATIONS + READ_OPERATIONS + PRIVACY_OPERATIONS
 OPERATION_LABELS = {
     "create": lazy_pgettext("audit operation", "Created"),
     "update": lazy_pgettext("audit operation", "Changed"),
@@ -51,6 +59,8 @@ OPERATION_LABELS = {
     "key_new": lazy_pgettext("audit operation", "API key created"),
     "key_revoke": lazy_pgettext("audit operation", "API key revoked"),
     "reveal": lazy_pgettext("audit operation", "Sensitive value shown"),
+    "export": lazy_pgettext("audit operation", "Personal data exported"),
+    "erase": lazy_pgettext("audit operation", "Personal data erased"),
 }
 CHANNEL_LABELS = {
     "web": lazy_pgettext("audit channel", "Web"),
@@ -163,8 +173,8 @@ def _blank_to_none(value: Any) -> Any:
 
 def record_changes(obj: Any, operation: str) -> dict[str, list[Any]]:
     """``{field: [old, new]}`` of ``obj`` in the flush that just ran (call from ``after_flush``):
-    every set column for a create, every loaded column for a delete, the changed ones else.
-    Empty strings count as no value."""
+    every set column for a create, every loaded column for a delete, the changed ones else;
+    many-to-many links (tags) as sorted lists of names. Empty strings count as no value."""
     state = inspect(obj)
     out: dict[str, list[Any]] = {}
     for attr in state.mapper.column_attrs:
@@ -187,6 +197,11 @@ def record_changes(obj: Any, operation: str) -> dict[str, list[Any]]:
             new = _blank_to_none(hist.added[0] if hist.added else None)
             if old != new:
                 out[key] = [_jsonable(old), _jsonable(new)]
+    if operation in ("create", "update"):
+        from ..events.outbox import link_changes
+
+        for key, (before, after) in link_changes(obj, created=operation == "create").items():
+            out[key] = [before, after]
     return out
 
 

@@ -170,8 +170,11 @@ class UserRules:
                 if parent_criteria is None:
                     return None
                 (fk,) = prop.local_columns
+                # The mapped attribute, not the table column: the condition must follow the
+                # entity wherever a query puts it (joined, aliased).
+                link = getattr(cls, inspect(cls).get_property_by_column(fk).key)
                 parent_pk = inspect(parent).primary_key[0]
-                parts.append(fk.in_(select(parent_pk).where(parent_criteria)))
+                parts.append(link.in_(select(parent_pk).where(parent_criteria)))
         return or_(*parts) if parts else false()
 
     # ----------------------------------------------------------------- writes (Python)

@@ -101,11 +101,21 @@ def _choice(choices: Any, label: Any) -> SelectField:
     return SelectField(label, choices=choices, validators=[DataRequired()], widget=Select2Widget())
 
 
+def record_type_label(name: str) -> str:
+    """A ruled model's name as users read it (its ``__crm_label__``), ``*`` as "every other"."""
+    from .rules import ruled_models
+
+    if name == ANY_MODEL:
+        return str(_l("Every other record type"))
+    cls = ruled_models().get(name)
+    return str(getattr(cls, "__crm_label__", name))
+
+
 def _model_choices() -> list[tuple[str, str]]:
     from .rules import ruled_models
 
     names = sorted(ruled_models())
-    return [(ANY_MODEL, str(_l("Every other record type"))), *((n, n) for n in names)]
+    return [(n, record_type_label(n)) for n in (ANY_MODEL, *names)]
 
 
 class RecordRuleView(ModelView):
@@ -137,7 +147,7 @@ class RecordRuleView(ModelView):
     formatters_columns = {
         "read_scope": lambda s: SCOPE_LABELS.get(s, s),
         "write_scope": lambda s: SCOPE_LABELS.get(s, s),
-        "model": lambda m: _l("Every other record type") if m == ANY_MODEL else m,
+        "model": record_type_label,
         "updated_at": display_datetime,
     }
     scope_choices = [(s, SCOPE_LABELS[s]) for s in SCOPES]

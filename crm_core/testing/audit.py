@@ -60,6 +60,16 @@ def _expected_entry(obj: Any, kind: str) -> Entry | None:
             new = added[0] if added and added[0] != "" else None
             if (added or deleted) and old != new:
                 diff[attr.key] = [_plain(old), _plain(new)]
+    for rel in state.mapper.relationships:  # many-to-many links, by the linked names
+        if rel.secondary is None or kind == "deleted":
+            continue
+        added, unchanged, deleted = state.attrs[rel.key].history
+        before = sorted(str(x) for x in [*unchanged, *deleted])
+        after = sorted(str(x) for x in [*unchanged, *added])
+        if kind == "new" and after:
+            diff[rel.key] = [None, after]
+        elif kind != "new" and before != after:
+            diff[rel.key] = [before, after]
     if kind == "new":
         operation = "create"
     elif kind == "deleted":

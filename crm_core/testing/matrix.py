@@ -75,6 +75,7 @@ from ..customers.models import Contact, Customer
 from ..db import session
 from ..org.models import Team, UserProfile
 from ..org.tree import refresh_paths
+from ..privacy.models import Consent
 from ..security.models import ANY_MODEL, SCOPES, RecordRule
 from ..security.rules import ruled_models
 from ..specs import RuleColumns
@@ -131,11 +132,18 @@ def _activity(seed: Seed) -> Activity:
     )
 
 
+def _consent(seed: Seed) -> Consent:
+    return Consent(
+        customer_id=seed.parent.id, purpose="marketing", channel="paper", source=seed.label
+    )
+
+
 #: Factories by model class name; a plugin passes its own to :func:`run_matrix` (``factories=``).
 FACTORIES: dict[str, Factory] = {
     "Customer": _customer,
     "Contact": _contact,
     "Activity": _activity,
+    "Consent": _consent,
 }
 
 #: Record pages outside the generated screens: endpoint -> ruled model class name. Each is a

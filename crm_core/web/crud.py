@@ -27,11 +27,12 @@ from flask_appbuilder.widgets import ListWidget
 from flask_babel import lazy_gettext as _l
 from marshmallow import ValidationError
 from sqlalchemy import inspect, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from ..db import session
 from ..errors import ConflictError, CrmError, FieldError
+from ..lowcode.fields import custom_column
 from ..security import masking
 from .listing import CursorError, ListingInterface
 from .rison import rison
@@ -103,14 +104,29 @@ def in_range(column: Any, value: Any) -> bool:
     return -limit <= number < limit
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def out_of_range(model: Any, data: dict[str, Any]) -> dict[str, list[str]]:
-    """Field errors for integers in ``data`` that their columns cannot hold."""
+    """Field errors for values in ``data`` that no column can store: integers too big for
+    their columns, text with a NUL character (PostgreSQL stores none)."""
     columns = model.__table__.c
-    return {
+    errors = {
         key: [str(_l("Number out of range"))]
         for key, value in data.items()
         if key in columns and isinstance(value, int) and not in_range(columns[key], value)
     }
+    for key, value in data.items():
+        if _has_nul(value):
+            errors[key] = [str(_l("Contains a character that cannot be stored"))]
+    return errors
 
 
 def default_owner(item: Any) -> None:
@@ -154,6 +170,11 @@ class CrmInterface(ListingInterface):
             self.session.rollback()
             check_unique_and_references(item)
             raise ConflictError(str(_l("The record conflicts with existing data"))) from None
+        except DataError:
+            self.session.rollback()
+            message = str(_l("A value could not be stored; check the lengths and characters"))
+            g.crm_write_error = message
+            raise FieldError(message) from None
         except StaleDataError:
             self.session.rollback()
             raise ConflictError(
@@ -169,6 +190,10 @@ class CrmInterface(ListingInterface):
             if isinstance(cause, CrmError):
                 g.crm_write_error = str(cause)
                 raise cause from None
+            if isinstance(cause, DataError):
+                message = str(_l("A value could not be stored; check the lengths and characters"))
+                g.crm_write_error = message
+                raise FieldError(message) from None
             if isinstance(cause, IntegrityError | StaleDataError):
                 raise ConflictError(str(_l("The record conflicts with existing data"))) from None
             raise
@@ -573,6 +598,11 @@ class CrmModelRestApi(ModelRestApi):
         for field in masking.sensitive_fields(self.datamodel.obj):
             if masking.unchanged_masked(self.datamodel.obj, item, field, data.get(field)):
                 del data[field]  # the masked value sent back: keep the stored one
+        column = custom_column(self.datamodel.obj)
+        if column and isinstance(data.get(column), dict):
+            # Custom fields sent are merged into the stored ones (null removes a value).
+            merged = {**(getattr(item, column) or {}), **data[column]}
+            data[column] = {k: v for k, v in merged.items() if v is not None}
         try:
             if expected is not None and getattr(item, "version", expected) != expected:
                 raise ConflictError(

@@ -1,0 +1,347 @@
+"""Custom fields: definitions admins edit, and the checks every stored value passes.
+
+A model takes custom fields by naming its JSON column: ``__crm_custom_fields__ = "custom"``.
+Each :class:`FieldDefinition` names one key of that column. Before every flush, the values of
+new and changed records are checked and brought to their stored form (:func:`clean`):
+
+========================  ===================================================================
+kind                      stored as
+========================  ===================================================================
+text, long_text           the text, stripped; ``max_length`` and ``pattern`` apply
+integer                   a JSON integer; ``min_value`` / ``max_value`` apply
+decimal, money            a string (``"1234.50"`` for money: no binary rounding); bounds apply
+date, datetime            ISO text (``2026-11-26``, ``2026-11-26T09:30:00``)
+bool                      ``true`` / ``false``
+choice, multi_choice      a value (a sorted list of values) among ``choices``
+user, customer            the id of a user / of a customer the writing user may see
+url, phone, email         ``http(s)://…``; E.164 (``+8613812345678``); a normalised address
+========================  ===================================================================
+
+A problem is a :class:`~crm_core.errors.FieldError` naming ``custom.<name>`` in the user's
+language. A field made required later does not make older records unwritable: it is required
+on new records, and on a change that empties it. Values of a field that is deactivated stay in
+the records (and come back if it is reactivated); keys no active definition names are refused.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask_appbuilder import Model
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+    inspect,
+    select,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from ..db import utcnow
+from ..errors import FieldError
+
+KINDS = {
+    "text": _l("Text"),
+    "long_text": _l("Long text"),
+    "integer": _l("Whole number"),
+    "decimal": _l("Decimal number"),
+    "money": _l("Amount of money"),
+    "date": _l("Date"),
+    "datetime": _l("Date and time"),
+    "bool": _l("Yes / no"),
+    "choice": _l("Single choice"),
+    "multi_choice": _l("Multiple choice"),
+    "user": _l("User"),
+    "customer": _l("Customer"),
+    "url": _l("Web address"),
+    "phone": _l("Phone number"),
+    "email": _l("E-mail address"),
+}
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+DEFAULT_MAX_LENGTH = {"text": 255, "long_text": 10_000}
+
+
+class FieldDefinition(Model):
+    """One admin-defined field of a model, stored under ``name`` in its JSON column."""
+
+    __tablename__ = "crm_field_def"
+    __table_args__ = (UniqueConstraint("model", "name", name="uq_crm_field_def_model_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[str] = mapped_column(String(60), nullable=False)
+    name: Mapped[str] = mapped_column(String(40), nullable=False)
+    kind: Mapped[str] = mapped_column(String(20), nullable=False)
+    label_zh: Mapped[str] = mapped_column(String(100), nullable=False)
+    label_en: Mapped[str | None] = mapped_column(String(100))
+    help: Mapped[str | None] = mapped_column(String(300))
+    required: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    default: Mapped[Any] = mapped_column(JSON, nullable=True)
+    min_value: Mapped[str | None] = mapped_column(String(40))
+    max_value: Mapped[str | None] = mapped_column(String(40))
+    max_length: Mapped[int | None] = mapped_column(Integer)
+    pattern: Mapped[str | None] = mapped_column(String(200))
+    choices: Mapped[Any] = mapped_column(JSON, nullable=True)
+    unique: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    sensitive: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    searchable: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    position: Mapped[int] = mapped_column(Integer, default=100, nullable=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    notes: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime, default=utcnow, onupdate=utcnow, nullable=False
+    )
+
+    def __str__(self) -> str:
+        return f"{self.model}.{self.name}"
+
+    def choice_values(self) -> list[str]:
+        """The values of a choice field, in their order."""
+        return [str(c["value"]) if isinstance(c, dict) else str(c) for c in (self.choices or [])]
+
+
+def custom_column(cls: type) -> str | None:
+    """The JSON column holding ``cls``'s custom fields, or ``None`` if it takes none."""
+    name = getattr(cls, "__crm_custom_fields__", None)
+    return name if isinstance(name, str) else None
+
+
+def definitions(session: Session, model: str, *, active_only: bool = True) -> list[Any]:
+    """The field definitions of ``model`` in form order."""
+    query = select(FieldDefinition).where(FieldDefinition.model == model)
+    if active_only:
+        query = query.where(FieldDefinition.active.is_(True))
+    order = (FieldDefinition.position, FieldDefinition.id)
+    with session.no_autoflush:
+        return list(session.scalars(query.order_by(*order)))
+
+
+# --------------------------------------------------------------------------- values
+
+
+def _number(defn: FieldDefinition, raw: Any, integer: bool) -> Any:
+    if isinstance(raw, bool):
+        raise ValueError(_("Enter a number."))
+    try:
+        value = Decimal(str(raw).strip().replace(",", ""))
+    except InvalidOperation:
+        raise ValueError(_("Enter a number.")) from None
+    if not value.is_finite():
+        raise ValueError(_("Enter a number."))
+    if integer and value != value.to_integral_value():
+        raise ValueError(_("Enter a whole number."))
+    for bound, too in ((defn.min_value, "min"), (defn.max_value, "max")):
+        if bound in (None, ""):
+            continue
+        limit = Decimal(str(bound))
+        if too == "min" and value < limit:
+            raise ValueError(_("At least %(limit)s.", limit=bound))
+        if too == "max" and value > limit:
+            raise ValueError(_("At most %(limit)s.", limit=bound))
+    if integer:
+        if abs(value) >= 2**53:
+            raise ValueError(_("Number out of range"))
+        return int(value)
+    if defn.kind == "money":
+        return str(value.quantize(Decimal("0.01")))
+    return str(value.normalize()) if value == value.to_integral_value() else str(value)
+
+
+def _text(defn: FieldDefinition, raw: Any) -> str:
+    if not isinstance(raw, str | int | float) or isinstance(raw, bool):
+        raise ValueError(_("Enter text."))
+    value = str(raw).strip()
+    limit = defn.max_length or DEFAULT_MAX_LENGTH.get(defn.kind, 255)
+    if len(value) > limit:
+        raise ValueError(_("At most %(limit)s characters.", limit=limit))
+    if defn.pattern and value and not re.fullmatch(defn.pattern, value):
+        raise ValueError(_("Not in the expected format."))
+    return value
+
+
+def _choice(defn: FieldDefinition, raw: Any) -> Any:
+    allowed = defn.choice_values()
+    if defn.kind == "multi_choice":
+        values = raw if isinstance(raw, list) else [raw]
+        picked = [str(v) for v in values]
+        bad = [v for v in picked if v not in allowed]
+        if bad:
+            raise ValueError(_("Not one of the choices: %(value)s", value=", ".join(bad)))
+        return sorted(set(picked), key=allowed.index)
+    if str(raw) not in allowed:
+        raise ValueError(_("Not one of the choices: %(value)s", value=raw))
+    return str(raw)
+
+
+def _record(session: Session, defn: FieldDefinition, raw: Any) -> int:
+    from flask_appbuilder.security.sqla.models import User
+
+    from ..customers.models import Customer
+
+    target = User if defn.kind == "user" else Customer
+    try:
+        pk = int(raw)
+    except (TypeError, ValueError):
+        raise ValueError(_("Enter an id.")) from None
+    if isinstance(raw, bool) or not 0 < pk < 2**31:
+        raise ValueError(_("No record with id %(value)s", value=raw))
+    with session.no_autoflush:
+        if session.get(target, pk) is None:  # record rules apply: hidden is not found
+            raise ValueError(_("No record with id %(value)s", value=pk))
+    return pk
+
+
+def _when(defn: FieldDefinition, raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise ValueError(_("Enter a date."))
+    try:
+        if defn.kind == "date":
+            return date.fromisoformat(raw.strip()).isoformat()
+        return datetime.fromisoformat(raw.strip()).replace(tzinfo=None).isoformat()
+    except ValueError:
+        raise ValueError(_("Enter a date as 2026-11-26.")) from None
+
+
+def _url(raw: Any) -> str:
+    value = str(raw).strip()
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or len(value) > 2000:
+        raise ValueError(_("Enter a web address starting with http:// or https://."))
+    return value
+
+
+def clean_value(session: Session, defn: FieldDefinition, raw: Any) -> Any:
+    """``raw`` in the stored form of ``defn``'s kind; ``ValueError`` with the user's message."""
+    kind = defn.kind
+    if kind in ("text", "long_text"):
+        return _text(defn, raw)
+    if kind in ("integer", "decimal", "money"):
+        return _number(defn, raw, integer=kind == "integer")
+    if kind in ("date", "datetime"):
+        return _when(defn, raw)
+    if kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        if str(raw).lower() in ("true", "1", "y", "yes", "on"):
+            return True
+        if str(raw).lower() in ("false", "0", "n", "no", "off"):
+            return False
+        raise ValueError(_("Enter yes or no."))
+    if kind in ("choice", "multi_choice"):
+        return _choice(defn, raw)
+    if kind in ("user", "customer"):
+        return _record(session, defn, raw)
+    if kind == "url":
+        return _url(raw)
+    from ..customers.validation import normalise_email, normalise_phone
+
+    try:
+        if kind == "phone":
+            return normalise_phone(defn.name, str(raw))
+        return normalise_email(defn.name, str(raw))
+    except FieldError as exc:
+        raise ValueError(" ".join(exc.messages[defn.name])) from None
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or value == []
+
+
+def clean(session: Session, obj: Any, new: bool, cache: dict[str, list[Any]] | None = None) -> None:
+    """Check and normalise the custom values of ``obj`` (before a flush); ``FieldError``
+    naming every bad ``custom.<name>``. ``cache`` keeps the definitions read for one flush."""
+    column = custom_column(type(obj))
+    if column is None:
+        return
+    state = inspect(obj)
+    history = state.attrs[column].history
+    if not new and not history.has_changes():
+        return
+    values = dict(getattr(obj, column) or {})
+    before = dict(history.deleted[0] or {}) if history.deleted else {}
+    model = type(obj).__name__
+    cache = {} if cache is None else cache
+    if model not in cache:
+        cache[model] = definitions(session, model, active_only=False)
+    all_defs = cache[model]
+    by_name = {d.name: d for d in all_defs}
+    errors: dict[str, list[str]] = {}
+    out: dict[str, Any] = {}
+    for key, raw in values.items():
+        defn = by_name.get(key)
+        if defn is None or (not defn.active and raw != before.get(key)):
+            errors[f"{column}.{key}"] = [_("There is no such field.")]
+            continue
+        if not defn.active or _empty(raw):
+            if not _empty(raw):
+                out[key] = raw
+            continue
+        if raw == before.get(key):
+            out[key] = raw  # unchanged: stored as it was checked then
+            continue
+        try:
+            out[key] = clean_value(session, defn, raw)
+        except ValueError as exc:
+            errors[f"{column}.{key}"] = [str(exc)]
+    for defn in all_defs:
+        if not defn.active or not _empty(out.get(defn.name)):
+            continue
+        if new and not _empty(defn.default) and defn.name not in values:
+            out[defn.name] = defn.default
+        elif defn.required and (new or not _empty(before.get(defn.name))):
+            errors[f"{column}.{defn.name}"] = [_("This field is required.")]
+    if not errors:
+        errors.update(_unique_errors(session, obj, column, out, by_name))
+    if errors:
+        raise FieldError(errors)
+    if out != values:
+        setattr(obj, column, out or None)
+
+
+def _unique_errors(
+    session: Session, obj: Any, column: str, values: dict[str, Any], defs: dict[str, Any]
+) -> dict[str, list[str]]:
+    cls, errors = type(obj), {}
+    pk = inspect(obj).identity
+    for key, value in values.items():
+        defn = defs.get(key)
+        if defn is None or not defn.unique or _empty(value):
+            continue
+        json_col = getattr(cls, column)
+        query = select(inspect(cls).primary_key[0]).where(json_col[key].as_string() == str(value))
+        if pk:
+            query = query.where(inspect(cls).primary_key[0] != pk[0])
+        from ..security.rules import unrestricted
+
+        with session.no_autoflush, unrestricted():  # taken is taken, seen or not
+            if session.scalar(query.limit(1)) is not None:
+                errors[f"{column}.{key}"] = [
+                    _("%(value)s is already used by another record", value=value)
+                ]
+    return errors
+
+
+def _before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
+    cache: dict[str, list[Any]] = {}  # one read of the definitions per model and flush
+    for obj in list(session.new):
+        clean(session, obj, new=True, cache=cache)
+    for obj in list(session.dirty):
+        if obj not in session.deleted:
+            clean(session, obj, new=False, cache=cache)
+
+
+def install() -> None:
+    """Check custom values before every flush (idempotent)."""
+    if not event.contains(Session, "before_flush", _before_flush):
+        event.listen(Session, "before_flush", _before_flush)
