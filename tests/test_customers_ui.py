@@ -127,3 +127,12 @@ def test_delete_on_the_screen_archives(app, admin_client):
     with app.app_context():
         assert session().get(Customer, pk).active is False  # kept, archived
     assert "DEL-1" not in admin_client.get("/customers/list/").get_data(as_text=True)
+
+
+def test_empty_values_show_as_blank_cells_not_none(app, admin_client):
+    from helpers import add_customer
+
+    add_customer(app, name="芜湖鸠江空白字段有限公司")  # no city, industry, phone
+    html = admin_client.get("/customers/list/").get_data(as_text=True)
+    assert "芜湖鸠江空白字段有限公司" in html
+    assert ">None<" not in html

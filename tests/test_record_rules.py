@@ -252,3 +252,17 @@ def test_an_open_follow_up_can_be_added_from_the_screen(app, org):
     with app.app_context():
         found = session().scalar(select(Activity).where(Activity.subject == "电话确认报价"))
         assert found is not None and found.done is False
+
+
+def test_a_rep_cannot_move_a_pooled_customers_contact_to_their_own(app, org):
+    with app.app_context():
+        pooled = Contact(customer_id=org.pool, name="公海联系人")
+        session().add(pooled)
+        session().commit()
+        pk = pooled.id
+    rep = login_client(app, "Sales Rep")
+    assert rep.get(f"/api/v1/contact/{pk}").status_code == 200  # the pool is readable
+    moved = rep.put(f"/api/v1/contact/{pk}", json={"customer_id": org.own})
+    assert moved.status_code == 403
+    with app.app_context():
+        assert session().get(Contact, pk).customer_id == org.pool

@@ -152,24 +152,9 @@ class ConsentView(CrmModelView):
     )
     def withdraw(self, items: Any) -> Any:
         """Set the withdrawal time of the selected consents (each an audited update)."""
-        if not isinstance(items, list):
-            items = [items]
-        count = 0
-        for item in items:
-            if item is None:
-                continue
-            item = self.datamodel.get(self.datamodel.get_pk_value(item), self._base_filters)
-            if item is not None and withdraw(item):
-                count += 1
-        try:
-            session().commit()
-        except CrmError as exc:
-            session().rollback()
-            flash(str(exc), "danger")
-        else:
-            flash(_("%(count)s consents withdrawn", count=count), "success")
-        self.update_redirect()
-        return redirect(self.get_redirect())
+        return self.apply_to_listed(
+            items, withdraw, lambda n: _("%(count)s consents withdrawn", count=n)
+        )
 
 
 _API_FIELDS = [

@@ -190,12 +190,13 @@ class UserRules:
         state = inspect(obj)
 
         def value(name: str) -> Any:
-            if before:
+            if before:  # the column as loaded: a relationship set since has not reached it
                 history = state.attrs[name].history
                 if history.deleted:
                     return history.deleted[0]
                 if history.added and not state.has_identity:
                     return None
+                return getattr(obj, name)
             changed, target = _related(state, name)
             return target if changed else getattr(obj, name)
 
@@ -212,10 +213,24 @@ class UserRules:
             if team is not None and team in self.team_ids(tree):
                 return True
         if spec.parent:
-            parent = parent_of(obj, spec.parent)
+            parent = _parent_before(obj, spec.parent) if before else parent_of(obj, spec.parent)
             if parent is not None and self.may_write(parent):
                 return True
         return False
+
+
+def _parent_before(obj: Any, relationship: str) -> Any:
+    """The record ``obj`` belonged to before this change (a moved contact's old customer)."""
+    state = inspect(obj)
+    prop = state.mapper.relationships[relationship]
+    (fk,) = prop.local_columns
+    key = state.mapper.get_property_by_column(fk).key
+    history = state.attrs[key].history
+    old = history.deleted[0] if history.deleted else getattr(obj, key)
+    if old is None or state.session is None:
+        return None
+    with state.session.no_autoflush:
+        return state.session.get(prop.mapper.class_, old)
 
 
 def parent_of(obj: Any, relationship: str) -> Any:

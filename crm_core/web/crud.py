@@ -9,7 +9,7 @@ SQL, a path or a traceback.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import flash, g, redirect, request
@@ -357,17 +357,31 @@ class CrmModelView(ModelView):
     )
     def archive(self, items: Any) -> Any:
         """Hide the records from lists and pickers while keeping them and their history."""
+
+        def archive_one(item: Any) -> bool:
+            if not getattr(item, "active", False):
+                return False
+            item.active = False
+            return True
+
+        return self.apply_to_listed(
+            items, archive_one, lambda n: str(_l("%(count)s records archived", count=n))
+        )
+
+    def apply_to_listed(
+        self, items: Any, change: Callable[[Any], bool], done: Callable[[int], str]
+    ) -> Any:
+        """An action's work: ``change`` each selected record this screen lists (the action
+        names records by id; its base filters, e.g. the pool's "no owner", still apply), commit
+        once, and flash ``done(count)`` or the write's error."""
         if not isinstance(items, list):
             items = [items]
         count = 0
         for item in items:
             if item is None:
                 continue
-            # The action names records by id: only those this screen lists (its base filters,
-            # e.g. the shared pool's "no owner") are archived.
             item = self.datamodel.get(self.datamodel.get_pk_value(item), self._base_filters)
-            if item is not None and getattr(item, "active", False):
-                item.active = False
+            if item is not None and change(item):
                 count += 1
         try:
             session().commit()
@@ -375,7 +389,7 @@ class CrmModelView(ModelView):
             session().rollback()
             flash(str(exc), "danger")
         else:
-            flash(str(_l("%(count)s records archived", count=count)), "success")
+            flash(done(count), "success")
         self.update_redirect()
         return redirect(self.get_redirect())
 
