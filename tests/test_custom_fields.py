@@ -145,3 +145,35 @@ def test_the_screen_refuses_bad_definitions(app, admin_client):
     assert "只能使用" in page and "至少需要一个选项" in page
     with app.app_context():
         assert session().scalar(select(FieldDefinition)) is None
+
+
+@pytest.mark.parametrize(
+    ("model", "api", "body"),
+    [
+        ("Contact", "/api/v1/contact/", {"name": "孙丽"}),
+        ("Activity", "/api/v1/activity/", {"subject": "展会回访"}),
+    ],
+)
+def test_contacts_and_follow_ups_take_custom_fields_too(app, admin_client, model, api, body):
+    _define(
+        admin_client,
+        model=model,
+        name="decision_level",
+        kind="choice",
+        label_zh="决策层级",
+        choices="high|高层\nmid|中层",
+    )
+    customer = add_customer(app, name="泰安泰山联系人测试有限公司")
+    body = {**body, "customer_id": customer}
+    bad = admin_client.post(api, json={**body, "custom": {"decision_level": "low"}})
+    assert bad.status_code == 422 and "custom.decision_level" in bad.get_json()["message"]
+    good = admin_client.post(api, json={**body, "custom": {"decision_level": "high"}})
+    assert good.status_code == 201, good.get_json()
+    assert good.get_json()["result"]["custom"] == {"decision_level": "high"}
+
+
+@pytest.mark.parametrize("custom", [["a"], "text", 5])
+def test_custom_values_must_be_an_object(admin_client, custom):
+    answer = admin_client.post(CUSTOMERS, json={"name": "聊城东昌府测试", "custom": custom})
+    assert answer.status_code in (400, 422)
+    assert "Traceback" not in answer.get_data(as_text=True)

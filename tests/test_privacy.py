@@ -756,3 +756,15 @@ def test_export_and_erase_answer_404_for_unknown_records(app, admin_client):
     missing = _crm(app, "privacy", "export", "--customer", "987654")
     assert missing.exit_code != 0
     assert re.search(r"987654", missing.output)
+
+
+def test_marketing_reads_consents_but_does_not_record_them(app):
+    from crm_core.testing.plugin import login_client
+
+    marketing = login_client(app, "Marketing")
+    assert marketing.get("/api/v1/consent/").status_code == 200
+    refused = marketing.post(
+        "/api/v1/consent/",
+        json={"customer_id": 1, "purpose": "marketing", "channel": "web"},
+    )
+    assert refused.status_code == 403

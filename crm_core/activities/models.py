@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from flask_appbuilder import Model
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
+    JSON,
     Boolean,
     DateTime,
     ForeignKey,
@@ -39,6 +41,7 @@ class Activity(BusinessMixin, Model):
     __crm_event__ = "activity"
     __crm_record_rules__ = RuleColumns(owner="owner_id", parent="customer")
     __crm_label__ = _l("Follow-up")
+    __crm_custom_fields__ = "custom"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(20), default="note", nullable=False)
@@ -52,6 +55,7 @@ class Activity(BusinessMixin, Model):
     done: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     ref_model: Mapped[str | None] = mapped_column(String(50))
     ref_id: Mapped[int | None] = mapped_column(Integer)
+    custom: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     customer = relationship("Customer")
     contact = relationship("Contact")

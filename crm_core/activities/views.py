@@ -112,6 +112,7 @@ class ActivityApi(CrmModelRestApi):
         "done",
         "ref_model",
         "ref_id",
+        "custom",
     ]
     list_columns = ["id", *_fields, "owner_id", "updated_at", "version"]
     show_columns = ["id", *_fields, "owner_id", "active", "created_at", "updated_at", "version"]

@@ -172,6 +172,7 @@ class ContactApi(CrmModelRestApi):
         "wechat",
         "birthday",
         "notes",
+        "custom",
     ]
     list_columns = ["id", *_fields, "updated_at", "version"]
     show_columns = ["id", *_fields, "active", "created_at", "updated_at", "version"]

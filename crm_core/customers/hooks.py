@@ -107,7 +107,7 @@ def register_roles() -> list[RoleSpec]:
         "ActivityView", "list", "show", "add", "edit"
     )
     reveal = (("can_reveal", "Sensitive fields"),)  # masked values, shown one by one, audited
-    # Consents (PIPL): read by sales and service, recorded and withdrawn by sales.
+    # Consents (PIPL): read by sales, service and marketing, recorded and withdrawn by sales.
     consents_read = (
         _crud("ConsentView", "list", "show")
         + _crud("ConsentApi", "get", "info")
@@ -145,7 +145,10 @@ def register_roles() -> list[RoleSpec]:
         + _crud("TagApi", "post", "put")
         + (("can_export", "Personal data"),)  # a person's data export (PIPL), audited
     )
-    marketing = read + _crud("TagView", "add", "edit") + _crud("TagApi", "post", "put")
+    # Marketing reads consents: a campaign may only reach people who agreed to it.
+    marketing = (
+        read + consents_read + _crud("TagView", "add", "edit") + _crud("TagApi", "post", "put")
+    )
     integration = (
         _crud("CustomerApi", *api_rw, "delete", "claim", "release")
         + _crud("ContactApi", *api_rw, "delete")

@@ -168,6 +168,7 @@ class Contact(BusinessMixin, Model):
     __crm_record_rules__ = RuleColumns(owner=None, parent="customer")
     __crm_label__ = _l("Contact")
     __crm_sensitive__ = {"mobile": "phone", "phone": "phone", "email": "email", "wechat": "text"}
+    __crm_custom_fields__ = "custom"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     customer_id: Mapped[int] = mapped_column(
@@ -182,6 +183,7 @@ class Contact(BusinessMixin, Model):
     wechat: Mapped[str | None] = mapped_column(String(64))
     birthday: Mapped[date | None] = mapped_column(Date)
     notes: Mapped[str | None] = mapped_column(Text)
+    custom: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     customer = relationship("Customer", back_populates="contacts")
 

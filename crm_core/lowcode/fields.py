@@ -268,8 +268,12 @@ def clean(session: Session, obj: Any, new: bool, cache: dict[str, list[Any]] | N
     history = state.attrs[column].history
     if not new and not history.has_changes():
         return
-    values = dict(getattr(obj, column) or {})
-    before = dict(history.deleted[0] or {}) if history.deleted else {}
+    raw_values = getattr(obj, column)
+    if raw_values is not None and not isinstance(raw_values, dict):
+        raise FieldError({column: [_("Expected fields and their values.")]})
+    values = dict(raw_values or {})
+    old = history.deleted[0] if history.deleted else None
+    before = dict(old) if isinstance(old, dict) else {}
     model = type(obj).__name__
     cache = {} if cache is None else cache
     if model not in cache:
