@@ -7,8 +7,6 @@ from flask_appbuilder.api import expose, protect, safe
 from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_appbuilder.security.decorators import permission_name
 
-from ..db import session
-from ..errors import CrmError
 from ..web.crud import CrmInterface, CrmModelRestApi, default_owner
 from . import pool
 from .models import Contact, Customer, Tag, new_customer_code
@@ -95,19 +93,12 @@ class CustomerApi(CrmModelRestApi):
         default_owner(item)
 
     def _pool_action(self, pk: int, action: str):  # type: ignore[no-untyped-def]
-        item = self.datamodel.get(pk)
-        if item is None:
-            return self.response_404()
-        try:
-            if action == "claim":
-                pool.claim(item, g.user)
-            else:
-                pool.release(item, g.user)
-            session().commit()
-        except CrmError as exc:
-            session().rollback()
-            return self.response(exc.status, message=exc.messages)
-        return self.response(200, result={"id": item.id, "owner_id": item.owner_id})
+        act = pool.claim if action == "claim" else pool.release
+        return self.record_action(
+            pk,
+            lambda item: act(item, g.user),
+            lambda item: {"id": item.id, "owner_id": item.owner_id},
+        )
 
     @expose("/<int:pk>/claim", methods=["POST"])
     @protect()

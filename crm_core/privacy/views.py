@@ -26,8 +26,9 @@ from ..customers.models import Contact, Customer
 from ..db import session, utcnow
 from ..errors import ConflictError, CrmError
 from ..security.rules import unrestricted
-from ..web.crud import CrmInterface, CrmModelRestApi, CrmModelView, in_range
+from ..web.crud import CrmInterface, CrmModelRestApi, CrmModelView
 from ..web.display import display_datetime
+from ..web.write_errors import in_range
 from . import erase as erasing
 from . import export as exporting
 from .models import CHANNEL_LABELS, CHANNELS, PURPOSE_LABELS, PURPOSES, Consent
@@ -210,19 +211,16 @@ class ConsentApi(CrmModelRestApi):
             409:
               description: The consent was withdrawn already
         """
-        item = self.datamodel.get(pk, self._base_filters)
-        if item is None:
-            return self.response_404()
-        try:
+
+        def act(item: Consent) -> None:
             if not withdraw(item):
                 raise ConflictError(
                     {"withdrawn_at": [_("This consent has already been withdrawn.")]}
                 )
-            session().commit()
-        except CrmError as exc:
-            session().rollback()
-            return self.response(exc.status, message=exc.messages)
-        return self.response(200, result=self._dump(self.show_model_schema, item))
+
+        return self.record_action(
+            pk, act, lambda item: self._dump(self.show_model_schema, item), self._base_filters
+        )
 
 
 # ------------------------------------------------------------------------- the 360° page

@@ -164,15 +164,14 @@ class UserRules:
             if spec.team and teams:
                 parts.append(getattr(cls, spec.team).in_(teams))
             if spec.parent:
-                prop = getattr(cls, spec.parent).property
+                prop, key = _link(inspect(cls), spec.parent)
                 parent = prop.mapper.class_
                 parent_criteria = self.criteria(parent)
                 if parent_criteria is None:
                     return None
-                (fk,) = prop.local_columns
                 # The mapped attribute, not the table column: the condition must follow the
                 # entity wherever a query puts it (joined, aliased).
-                link = getattr(cls, inspect(cls).get_property_by_column(fk).key)
+                link = getattr(cls, key)
                 parent_pk = inspect(parent).primary_key[0]
                 parts.append(link.in_(select(parent_pk).where(parent_criteria)))
         return or_(*parts) if parts else false()
@@ -222,15 +221,20 @@ class UserRules:
 def _parent_before(obj: Any, relationship: str) -> Any:
     """The record ``obj`` belonged to before this change (a moved contact's old customer)."""
     state = inspect(obj)
-    prop = state.mapper.relationships[relationship]
-    (fk,) = prop.local_columns
-    key = state.mapper.get_property_by_column(fk).key
+    prop, key = _link(state.mapper, relationship)
     history = state.attrs[key].history
     old = history.deleted[0] if history.deleted else getattr(obj, key)
     if old is None or state.session is None:
         return None
     with state.session.no_autoflush:
         return state.session.get(prop.mapper.class_, old)
+
+
+def _link(mapper: Any, relationship: str) -> tuple[Any, str]:
+    """A many-to-one relationship of ``mapper`` and the attribute key of its foreign key."""
+    prop = mapper.relationships[relationship]
+    (fk,) = prop.local_columns
+    return prop, mapper.get_property_by_column(fk).key
 
 
 def parent_of(obj: Any, relationship: str) -> Any:
@@ -241,9 +245,8 @@ def parent_of(obj: Any, relationship: str) -> Any:
     if parent is not None:
         return parent
     state = inspect(obj)
-    prop = state.mapper.relationships[relationship]
-    (fk,) = prop.local_columns
-    value = getattr(obj, fk.key)
+    prop, key = _link(state.mapper, relationship)
+    value = getattr(obj, key)
     if value is None or state.session is None:
         return None
     return state.session.get(prop.mapper.class_, value)
@@ -414,20 +417,19 @@ def _before_flush(s: Session, _ctx: Any, _instances: Any) -> None:
 
 def _parent_changed(obj: Any, relationship: str) -> bool:
     state = inspect(obj)
-    (fk,) = state.mapper.relationships[relationship].local_columns
+    _prop, key = _link(state.mapper, relationship)
     return bool(
-        state.attrs[fk.key].history.has_changes() or state.attrs[relationship].history.has_changes()
+        state.attrs[key].history.has_changes() or state.attrs[relationship].history.has_changes()
     )
 
 
 def _check_parent_visible(obj: Any, relationship: str) -> None:
     """A record may only be attached to a parent the user can see; naming another one is
     answered like naming one that does not exist."""
-    prop = inspect(obj).mapper.relationships[relationship]
-    (fk,) = prop.local_columns
-    value = getattr(obj, fk.key)
+    _prop, key = _link(inspect(obj).mapper, relationship)
+    value = getattr(obj, key)
     if value is not None and parent_of(obj, relationship) is None:
-        raise FieldError({fk.key: [_("No record with id %(value)s", value=value)]})
+        raise FieldError({key: [_("No record with id %(value)s", value=value)]})
 
 
 def install() -> None:

@@ -1,9 +1,8 @@
 """Base classes for generated CRUD screens and REST APIs with clean errors.
 
-Flask-AppBuilder answers a duplicate unique value with a 500 and can put SQL text in a 422. These
-bases check unique values and foreign keys before writing, turn integrity and stale-version errors
-into 409s naming the field, and turn model validation errors into 422s, so no response carries
-SQL, a path or a traceback.
+Every write goes through :class:`CrmInterface`, whose failures become errors naming the field
+(:mod:`crm_core.web.write_errors`); screens and APIs answer them as 409s and 422s, so no
+response carries SQL, a path or a traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import flash, g, redirect, request
-from flask_appbuilder import Model, ModelRestApi, ModelView
+from flask_appbuilder import ModelRestApi, ModelView
 from flask_appbuilder.actions import action
 from flask_appbuilder.api import expose, merge_response_func, safe
 from flask_appbuilder.api.schemas import get_list_schema
@@ -26,9 +25,7 @@ from flask_appbuilder.security.decorators import permission_name, protect
 from flask_appbuilder.widgets import ListWidget
 from flask_babel import lazy_gettext as _l
 from marshmallow import ValidationError
-from sqlalchemy import inspect, select
-from sqlalchemy.exc import DataError, IntegrityError
-from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy import inspect
 
 from ..db import session
 from ..errors import ConflictError, CrmError, FieldError
@@ -37,96 +34,9 @@ from ..security import masking
 from .listing import CursorError, ListingInterface
 from .rison import rison
 from .search import PrefixNormaliser
+from .write_errors import as_crm_error, check_unique_and_references, in_range, out_of_range
 
 log = logging.getLogger(__name__)
-
-
-def _class_for_table(table: Any) -> Any:
-    for mapper in Model.registry.mappers:
-        if mapper.local_table is table:
-            return mapper.class_
-    return None
-
-
-def check_unique_and_references(item: Any) -> None:
-    """Raise ConflictError for a unique value another record holds, FieldError for a foreign
-    key that names no record. Run before every write."""
-    mapper = inspect(type(item))
-    table = mapper.local_table
-    s = session()
-    state = inspect(item)
-    pk = state.identity
-    for column in table.columns:
-        key = mapper.get_property_by_column(column).key
-        value = getattr(item, key, None)
-        if value is None:
-            continue
-        if column.unique:
-            query = select(type(item)).where(column == value)
-            if pk:
-                query = query.where(mapper.primary_key[0] != pk[0])
-            with s.no_autoflush:
-                taken = s.scalar(query.limit(1))
-            if taken is not None:
-                raise ConflictError(
-                    {
-                        column.key: [
-                            str(_l("%(value)s is already used by another record", value=value))
-                        ]
-                    }
-                )
-        if pk and not state.attrs[key].history.has_changes():
-            continue  # a link kept as it was is not the user's to prove (it may be hidden)
-        for fk in column.foreign_keys:
-            target = _class_for_table(fk.column.table)
-            if target is None:
-                continue
-            with s.no_autoflush:
-                found = s.get(target, value)
-            if found is None:
-                raise FieldError(
-                    {column.key: [str(_l("No record with id %(value)s", value=value))]}
-                )
-
-
-_INT_LIMITS = {"SmallInteger": 2**15, "Integer": 2**31, "BigInteger": 2**63}
-
-
-def in_range(column: Any, value: Any) -> bool:
-    """Whether an integer column can hold ``value`` (other columns and values: yes)."""
-    limit = _INT_LIMITS.get(type(column.type).__name__)
-    if limit is None:
-        return True
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return True  # not a number: the field's own validation answers
-    return -limit <= number < limit
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
-
-
-def out_of_range(model: Any, data: dict[str, Any]) -> dict[str, list[str]]:
-    """Field errors for values in ``data`` that no column can store: integers too big for
-    their columns, text with a NUL character (PostgreSQL stores none)."""
-    columns = model.__table__.c
-    errors = {
-        key: [str(_l("Number out of range"))]
-        for key, value in data.items()
-        if key in columns and isinstance(value, int) and not in_range(columns[key], value)
-    }
-    for key, value in data.items():
-        if _has_nul(value):
-            errors[key] = [str(_l("Contains a character that cannot be stored"))]
-    return errors
 
 
 def default_owner(item: Any) -> None:
@@ -166,37 +76,16 @@ class CrmInterface(ListingInterface):
     def _write(self, op: str, item: Any) -> None:
         try:
             getattr(super(), op)(item)
-        except IntegrityError:
+        except Exception as exc:
             self.session.rollback()
-            check_unique_and_references(item)
-            raise ConflictError(str(_l("The record conflicts with existing data"))) from None
-        except DataError:
-            self.session.rollback()
-            message = str(_l("A value could not be stored; check the lengths and characters"))
-            g.crm_write_error = message
-            raise FieldError(message) from None
-        except StaleDataError:
-            self.session.rollback()
-            raise ConflictError(
-                {"version": [str(_l("Someone else changed this record; reload and try again"))]}
-            ) from None
-        except CrmError as exc:
-            self.session.rollback()
-            g.crm_write_error = str(exc)
-            raise
-        except Exception as exc:  # FAB wraps edit/delete errors in DatabaseException
-            self.session.rollback()
-            cause = exc.__cause__
-            if isinstance(cause, CrmError):
-                g.crm_write_error = str(cause)
-                raise cause from None
-            if isinstance(cause, DataError):
-                message = str(_l("A value could not be stored; check the lengths and characters"))
-                g.crm_write_error = message
-                raise FieldError(message) from None
-            if isinstance(cause, IntegrityError | StaleDataError):
-                raise ConflictError(str(_l("The record conflicts with existing data"))) from None
-            raise
+            try:
+                error = as_crm_error(exc, item)
+            except CrmError as named:  # a unique value or a reference, named by its field
+                error = named
+            if error is None:
+                raise
+            g.crm_write_error = str(error)  # what an edit form shows (CrmModelView)
+            raise error from None
 
     def add(self, item: Any, commit: bool = True) -> None:
         check_unique_and_references(item)
@@ -572,6 +461,26 @@ class CrmModelRestApi(ModelRestApi):
 
     def _error(self, exc: CrmError):  # type: ignore[no-untyped-def]
         return self.response(exc.status, message=exc.messages)
+
+    def record_action(  # type: ignore[no-untyped-def]
+        self,
+        pk: int,
+        act: Callable[[Any], None],
+        result: Callable[[Any], dict[str, Any]],
+        filters: Any = None,
+    ):
+        """An endpoint's work on one record (claim, withdraw): 404 when the user cannot see it,
+        else ``act`` and commit, answering ``result(item)`` or the write's error."""
+        item = self.datamodel.get(pk, filters)
+        if item is None:
+            return self.response_404()
+        try:
+            act(item)
+            session().commit()
+        except CrmError as exc:
+            session().rollback()
+            return self._error(exc)
+        return self.response(200, result=result(item))
 
     def post_headless(self):  # type: ignore[no-untyped-def]
         data = self._json_body()
