@@ -8,7 +8,6 @@ from typing import Any
 from flask_appbuilder import Model
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
-    JSON,
     Boolean,
     DateTime,
     ForeignKey,
@@ -25,6 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 from ..customers.models import Customer
 from ..db import BusinessMixin, utcnow
 from ..errors import FieldError
+from ..lowcode.column import CustomValues
 from ..specs import RuleColumns
 
 ACTIVITY_KINDS = ("call", "visit", "wechat", "email", "meeting", "note", "task")
@@ -55,7 +55,7 @@ class Activity(BusinessMixin, Model):
     done: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     ref_model: Mapped[str | None] = mapped_column(String(50))
     ref_id: Mapped[int | None] = mapped_column(Integer)
-    custom: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    custom: Mapped[dict[str, Any] | None] = mapped_column(CustomValues(__qualname__))
 
     customer = relationship("Customer")
     contact = relationship("Contact")

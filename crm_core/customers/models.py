@@ -11,7 +11,6 @@ from flask_appbuilder import Model
 from flask_appbuilder.security.sqla import models as _fab_models  # noqa: F401 - User
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
-    JSON,
     Column,
     Date,
     DateTime,
@@ -28,6 +27,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from ..db import BusinessMixin
 from ..errors import FieldError
+from ..lowcode.column import CustomValues
 from ..org import models as _org_models  # noqa: F401 - Team
 from ..specs import RuleColumns
 from .validation import normalise_email, normalise_phone
@@ -98,7 +98,7 @@ class Customer(BusinessMixin, Model):
     last_activity_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
     pooled_at: Mapped[datetime | None] = mapped_column(DateTime)
     notes: Mapped[str | None] = mapped_column(Text)
-    custom: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    custom: Mapped[dict[str, Any] | None] = mapped_column(CustomValues(__qualname__))
 
     owner = relationship("User", foreign_keys=[owner_id])
     team = relationship("Team")
@@ -183,7 +183,7 @@ class Contact(BusinessMixin, Model):
     wechat: Mapped[str | None] = mapped_column(String(64))
     birthday: Mapped[date | None] = mapped_column(Date)
     notes: Mapped[str | None] = mapped_column(Text)
-    custom: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    custom: Mapped[dict[str, Any] | None] = mapped_column(CustomValues(__qualname__))
 
     customer = relationship("Customer", back_populates="contacts")
 
