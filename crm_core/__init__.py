@@ -10,6 +10,7 @@ from .db import BusinessMixin, TimestampMixin, session, utcnow  # noqa: E402
 from .errors import ConflictError, CrmError, FieldError, PermissionDenied, VetoError  # noqa: E402
 from .events.outbox import emit  # noqa: E402
 from .hookimpl import hookimpl  # noqa: E402
+from .lowcode.column import CustomValues  # noqa: E402
 from .plugins.manifest import Manifest, ManifestError  # noqa: E402
 from .specs import (  # noqa: E402
     ApiSpec,
@@ -19,6 +20,7 @@ from .specs import (  # noqa: E402
     JobSpec,
     MenuLinkSpec,
     PanelSpec,
+    PicklistSpec,
     RoleSpec,
     RuleColumns,
     RuleSpec,
@@ -37,6 +39,7 @@ __all__ = [
     "CrmInterface",
     "CrmModelRestApi",
     "CrmModelView",
+    "CustomValues",
     "Event",
     "EventTypeSpec",
     "FieldError",
@@ -45,6 +48,7 @@ __all__ = [
     "ManifestError",
     "MenuLinkSpec",
     "PanelSpec",
+    "PicklistSpec",
     "PermissionDenied",
     "RoleSpec",
     "RuleColumns",

@@ -17,7 +17,9 @@ from .config import PACKAGE_DIR, default_config
 from .customers import hooks as customer_hooks
 from .db import configure_engine
 from .events import outbox
+from .lowcode import duplicates, live, picklists, validation
 from .lowcode import fields as custom_fields
+from .lowcode import forms as custom_forms
 from .lowcode import hooks as lowcode_hooks
 from .org import hooks as org_hooks
 from .org.display import display_user
@@ -26,7 +28,7 @@ from .plugins.discovery import discover
 from .plugins.ordering import resolve
 from .plugins.registry import CrmRegistry
 from .privacy import hooks as privacy_hooks
-from .security import audit, auth_hooks, reveal, rules
+from .security import audit, auth_hooks, encryption, encryption_hooks, reveal, rules
 from .security import headers as security_headers
 from .web import errors, gating, openapi
 
@@ -40,6 +42,7 @@ CORE_PARTS = {
     "lowcode": lowcode_hooks,
     "platform": platform_hooks,
     "authentication": auth_hooks,
+    "encryption": encryption_hooks,
 }
 
 
@@ -92,14 +95,21 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         audit.install(db.session)  # the audit log is append-only
         rules.install()  # record rules on every query and write of a user's request
         custom_fields.install()  # custom field values checked on every write
+        picklists.install()  # picklist columns checked on every write
+        validation.install()  # admins' validation rules, after the values are normalised
+        duplicates.install()  # and their duplicate rules
+        encryption.install(app)  # encrypted custom fields, after their checks
         CSRFProtect(app)  # before the APIs register, so they are exempted (they use JWT)
         appbuilder = AppBuilder(update_perms=False)
         appbuilder.init_app(app, db.session)
         openapi.register(appbuilder)
         _register_specs(app, appbuilder, registry)
+        live.install(app, appbuilder.baseviews)  # custom fields live, without a restart
         gating.install(app)
         app.jinja_env.globals["crm_sensitive"] = reveal.sensitive_html
         app.jinja_env.globals["crm_display_user"] = display_user
+        app.jinja_env.globals["crm_custom_values"] = custom_forms.shown_values
+        app.jinja_env.globals["crm_choice"] = custom_forms.choice_label
         errors.install(app)
         security_headers.install(app)  # cookie flags, CSP and other headers on every response
         _install_after_request_dispatch(app)

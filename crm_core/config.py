@@ -73,6 +73,8 @@ def default_config() -> dict[str, Any]:
         "SESSION_COOKIE_SAMESITE": "Lax",
         # Behind HTTPS (CRM_HTTPS=1): cookies over HTTPS only, and HSTS (crm_core.security.headers).
         "CRM_HTTPS": os.environ.get("CRM_HTTPS", "") == "1",
+        # Keys of encrypted custom fields, current first (crm_core.security.keyring).
+        "CRM_ENCRYPTION_KEYS": os.environ.get("CRM_ENCRYPTION_KEYS"),
         # The password policy of Flask-AppBuilder's user and password forms.
         "FAB_PASSWORD_COMPLEXITY_ENABLED": True,
         "FAB_PASSWORD_COMPLEXITY_VALIDATOR": validate_password,

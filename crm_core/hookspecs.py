@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         JobSpec,
         MenuLinkSpec,
         PanelSpec,
+        PicklistSpec,
         RoleSpec,
         SettingSpec,
         TimelineEntry,
@@ -92,6 +93,17 @@ def register_commands() -> list[Any]:
 @hookspec
 def register_settings() -> list[SettingSpec]:
     """Return the settings this plugin reads, with defaults, for the Settings screen."""
+
+
+@hookspec
+def register_config_sections() -> list[Any]:
+    """Return ``crm_core.lowcode.bundle.ConfigSection``s: the parts of this plugin's
+    configuration that ``crm config export`` writes and ``crm config import`` applies."""
+
+
+@hookspec
+def register_picklists() -> list[PicklistSpec]:
+    """Return the picklists this plugin uses, with their default values."""
 
 
 @hookspec

@@ -75,6 +75,18 @@ class SettingSpec:
 
 
 @dataclass(frozen=True)
+class PicklistSpec:
+    """A picklist a module uses, with its default values: ``(value, label_zh, label_en,
+    colour)`` tuples (labels and colour may be left out). ``crm upgrade`` adds what is missing
+    and keeps what admins changed; bind a column with ``__crm_picklists__``."""
+
+    name: str
+    label_zh: str
+    label_en: str = ""
+    values: tuple[tuple[str, ...], ...] = ()
+
+
+@dataclass(frozen=True)
 class RuleColumns:
     """How record rules find a model's records of a user (declare it as the model's
     ``__crm_record_rules__``).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from helpers import add_customer
+from helpers import define_field as _define
 from sqlalchemy import select
 
 from crm_core.customers.models import Customer
@@ -12,14 +13,6 @@ from crm_core.lowcode.fields import FieldDefinition
 from crm_core.testing.plugin import login_client, user_id
 
 CUSTOMERS = "/api/v1/customer/"
-
-
-def _define(admin_client, **form: str) -> None:
-    data = {"model": "Customer", "position": "10", "active": "y", **form}
-    page = admin_client.post("/customfields/add", data=data, follow_redirects=True)
-    assert page.status_code == 200
-    text = page.get_data(as_text=True)
-    assert "help-block" not in text or form["name"] in text, text[-2000:]
 
 
 @pytest.fixture

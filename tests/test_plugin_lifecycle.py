@@ -129,7 +129,7 @@ def test_plugin_lineage_has_its_own_version_table_and_migrates_down_and_up(plugi
     install_and_enable(app, "testplugin")
     with engine_of(app).connect() as conn:
         assert conn.scalar(text("SELECT version_num FROM alembic_version_testplugin")) == (
-            "0001_testplugin"
+            "0002_testplugin_custom"
         )
         core_versions = conn.scalars(text("SELECT version_num FROM alembic_version")).all()
         assert core_versions and "0001_testplugin" not in core_versions

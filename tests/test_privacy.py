@@ -610,7 +610,9 @@ def test_admin_erases_a_person_from_the_360_page(app, person, admin_client):
         assert sorted(events) == ["contact.erased", "customer.erased"]
         outbox = json.dumps(
             s.scalars(
-                select(OutboxEvent.payload).where(OutboxEvent.type == "customer.updated")
+                select(OutboxEvent.payload)
+                .where(OutboxEvent.type == "customer.updated")
+                .order_by(OutboxEvent.id)
             ).all()[-1],
             ensure_ascii=False,
         )

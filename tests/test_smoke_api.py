@@ -90,3 +90,9 @@ def test_text_with_a_nul_character_is_422_on_every_database(admin_client):
         "/customers/add", data={"name": "杭州\x00公司", "kind": "company"}, follow_redirects=True
     ).get_data(as_text=True)
     assert "Traceback" not in form and "psycopg2" not in form and "SQL" not in form
+
+
+def test_a_malformed_rison_number_is_a_400(rep_client):
+    answer = rep_client.get("/api/v1/customer/?q=1.4416339212642914e")
+    assert answer.status_code == 400
+    assert "Not a valid rison" in answer.get_json()["message"]

@@ -11,6 +11,7 @@ from rich.console import Console
 from sqlalchemy import Engine
 
 from ..db import session
+from ..lowcode import picklists
 from ..plugins import lifecycle, migrations
 from ..plugins.models import AVAILABLE
 from ..roles import sync_roles
@@ -36,7 +37,18 @@ def upgrade_all() -> list[str]:
         if before == AVAILABLE:
             newly.append(info.name)
     sync_roles()
+    sync_picklists()
     return newly
+
+
+def sync_picklists() -> int:
+    """Add the picklists and values modules declare that the database lacks (see
+    :mod:`crm_core.lowcode.picklists`); returns how many rows were added."""
+    registry = current_app.extensions["crm"]
+    specs = list(registry.collect_specs("register_picklists"))
+    added = picklists.sync_defaults(session(), specs)
+    session().commit()
+    return added
 
 
 @click.command("upgrade")

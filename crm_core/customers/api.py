@@ -55,6 +55,7 @@ class CustomerApi(CrmModelRestApi):
         "tier",
         "owner_id",
         "team_id",
+        "custom",
         "updated_at",
         "version",
     ]

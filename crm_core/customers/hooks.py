@@ -5,7 +5,16 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 
 from ..hookimpl import hookimpl
-from ..specs import ApiSpec, EventTypeSpec, JobSpec, RoleSpec, RuleSpec, SettingSpec, ViewSpec
+from ..specs import (
+    ApiSpec,
+    EventTypeSpec,
+    JobSpec,
+    PicklistSpec,
+    RoleSpec,
+    RuleSpec,
+    SettingSpec,
+    ViewSpec,
+)
 from . import pool
 from .api import ContactApi, CustomerApi, TagApi
 from .models import Contact, Customer, Tag
@@ -170,4 +179,65 @@ def register_roles() -> list[RoleSpec]:
         RoleSpec("Analyst", read, read_all),
         RoleSpec("Read-only", read, read_all),
         RoleSpec("Integration", integration, (RuleSpec("*", "all", "all", pool=True),)),
+    ]
+
+
+@hookimpl
+def register_picklists() -> list[PicklistSpec]:
+    """The customer's enumerations, with the values Chinese companies expect."""
+    return [
+        PicklistSpec(
+            "customer_source",
+            "客户来源",
+            "Customer source",
+            (
+                ("官网", "官网", "Website"),
+                ("展会", "展会", "Trade fair"),
+                ("电话营销", "电话营销", "Telemarketing"),
+                ("老客户介绍", "老客户介绍", "Referral"),
+                ("百度推广", "百度推广", "Baidu ads"),
+                ("微信", "微信", "WeChat"),
+                ("其他", "其他", "Other"),
+            ),
+        ),
+        PicklistSpec(
+            "industry",
+            "行业",
+            "Industry",
+            (
+                ("制造业", "制造业", "Manufacturing"),
+                ("批发零售", "批发零售", "Wholesale and retail"),
+                ("信息技术", "信息技术", "Information technology"),
+                ("金融", "金融", "Finance"),
+                ("教育", "教育", "Education"),
+                ("医疗", "医疗", "Healthcare"),
+                ("建筑", "建筑", "Construction"),
+                ("物流", "物流", "Logistics"),
+                ("其他", "其他", "Other"),
+            ),
+        ),
+        PicklistSpec(
+            "customer_tier",
+            "客户等级",
+            "Customer tier",
+            (
+                ("VIP", "VIP", "VIP", "red"),
+                ("A", "A 级", "Tier A", "orange"),
+                ("B", "B 级", "Tier B", "blue"),
+                ("C", "C 级", "Tier C", "gray"),
+            ),
+        ),
+        PicklistSpec(
+            "lifecycle_stage",
+            "生命周期阶段",
+            "Lifecycle stage",
+            (
+                ("prospect", "潜在客户", "Prospect"),
+                ("new", "新客户", "New"),
+                ("active", "活跃客户", "Active"),
+                ("dormant", "沉睡客户", "Dormant"),
+                ("churned", "流失客户", "Churned"),
+                ("won_back", "挽回客户", "Won back"),
+            ),
+        ),
     ]

@@ -75,6 +75,12 @@ class Customer(BusinessMixin, Model):
     __crm_label__ = _l("Customer")
     __crm_sensitive__ = {"phone": "phone", "email": "email"}
     __crm_custom_fields__ = "custom"
+    __crm_picklists__ = {
+        "source": "customer_source",
+        "industry": "industry",
+        "tier": "customer_tier",
+        "lifecycle_stage": "lifecycle_stage",
+    }
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True, nullable=False)

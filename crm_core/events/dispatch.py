@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..db import utcnow
+from ..security.encrypted_copies import reveal_payload
 from ..specs import Event
 from .models import EventDelivery, OutboxEvent
 
@@ -62,7 +63,8 @@ def dispatch_pending(limit: int = 500, event_ids: list[int] | None = None) -> in
 
 
 def _dispatch_one(session: Session, row: OutboxEvent, handlers: list[tuple[str, Any]]) -> bool:
-    event = Event(id=row.id, type=row.type, payload=row.payload, occurred_at=row.occurred_at)
+    payload = reveal_payload(row.type, row.payload)  # handlers read custom values in plain
+    event = Event(id=row.id, type=row.type, payload=payload, occurred_at=row.occurred_at)
     registry = current_app.extensions["crm"]
     existing = {
         d.handler: d

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import VetoError
 from ..security import audit
+from ..security.encrypted_copies import protect_changes
 from ..specs import Change
 from .models import OutboxEvent
 
@@ -126,7 +127,8 @@ def install(session_factory: Any) -> None:
             )
             payload = {"id": getattr(obj, "id", None)}
             if op != "create":
-                payload["changes"] = {k: [o, n] for k, (o, n) in changes.items()}
+                plain = {k: [o, n] for k, (o, n) in changes.items()}
+                payload["changes"] = protect_changes(type(obj), plain)  # encrypted stay so
             emit(session, f"{prefix}.{past}", payload)
         audit.write_entries(session, pending)  # one audit entry per changed record
 

@@ -21,11 +21,16 @@ A problem is a :class:`~crm_core.errors.FieldError` naming ``custom.<name>`` in 
 language. A field made required later does not make older records unwritable: it is required
 on new records, and on a change that empties it. Values of a field that is deactivated stay in
 the records (and come back if it is reactivated); keys no active definition names are refused.
+
+A field marked ``encrypted`` is checked here in plain like any other; its column type stores it
+encrypted (:mod:`crm_core.security.encryption`), and uniqueness is then checked through the
+blind index.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -70,6 +75,10 @@ KINDS = {
 }
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 DEFAULT_MAX_LENGTH = {"text": 255, "long_text": 10_000}
+#: ``hook(session, model, definitions)``, called when a flush reads a model's definitions (all
+#: of them, active or not) to check its custom values; encryption keeps its map of encrypted
+#: fields up to date from here.
+DEFINITIONS_READ: list[Callable[[Session, str, list[Any]], None]] = []
 
 
 class FieldDefinition(Model):
@@ -95,6 +104,11 @@ class FieldDefinition(Model):
     unique: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     sensitive: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     searchable: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    #: Values stored encrypted (crm_core.security.encryption); text-like kinds only.
+    encrypted: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    #: Set when ``encrypted`` changes: stored values may still be in the other form until the
+    #: job ``core.encryption_sync`` (or ``crm keys rotate``) has brought them over and clears it.
+    encryption_pending: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     position: Mapped[int] = mapped_column(Integer, default=100, nullable=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
     notes: Mapped[str | None] = mapped_column(Text)
@@ -278,12 +292,17 @@ def clean(session: Session, obj: Any, new: bool, cache: dict[str, list[Any]] | N
     cache = {} if cache is None else cache
     if model not in cache:
         cache[model] = definitions(session, model, active_only=False)
+        for hook in DEFINITIONS_READ:
+            hook(session, model, cache[model])
     all_defs = cache[model]
     by_name = {d.name: d for d in all_defs}
     errors: dict[str, list[str]] = {}
     out: dict[str, Any] = {}
     for key, raw in values.items():
         defn = by_name.get(key)
+        if defn is None and key in before and raw == before[key]:
+            out[key] = before[key]  # a value whose definition was removed: kept, not lost
+            continue
         if defn is None or (not defn.active and raw != before.get(key)):
             errors[f"{column}.{key}"] = [_("There is no such field.")]
             continue
@@ -291,8 +310,10 @@ def clean(session: Session, obj: Any, new: bool, cache: dict[str, list[Any]] | N
             if not _empty(raw):
                 out[key] = raw
             continue
-        if raw == before.get(key):
-            out[key] = raw  # unchanged: stored as it was checked then
+        if key in before and raw == before[key]:
+            # Unchanged: stored as it was checked then (the stored object itself, which for
+            # an unreadable encrypted value is what keeps its stored form).
+            out[key] = before[key]
             continue
         try:
             out[key] = clean_value(session, defn, raw)
@@ -309,7 +330,7 @@ def clean(session: Session, obj: Any, new: bool, cache: dict[str, list[Any]] | N
         errors.update(_unique_errors(session, obj, column, out, by_name))
     if errors:
         raise FieldError(errors)
-    if out != values:
+    if out != values or any(v is not values.get(k) for k, v in out.items()):
         setattr(obj, column, out or None)
 
 
@@ -322,8 +343,13 @@ def _unique_errors(
         defn = defs.get(key)
         if defn is None or not defn.unique or _empty(value):
             continue
-        json_col = getattr(cls, column)
-        query = select(inspect(cls).primary_key[0]).where(json_col[key].as_string() == str(value))
+        if defn.encrypted or defn.encryption_pending:
+            from ..security.blind_index import match_value
+
+            taken = match_value(cls, defn, value)  # ciphertexts differ: the blind index
+        else:
+            taken = getattr(cls, column)[key].as_string() == str(value)
+        query = select(inspect(cls).primary_key[0]).where(taken)
         if pk:
             query = query.where(inspect(cls).primary_key[0] != pk[0])
         from ..security.rules import unrestricted

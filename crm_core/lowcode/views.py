@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from flask import flash
 from flask_appbuilder import ModelView
 from flask_appbuilder.fieldwidgets import BS3TextAreaFieldWidget, Select2Widget
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -42,6 +44,7 @@ LABELS = {
     "unique": _l("Unique"),
     "sensitive": _l("Sensitive (masked)"),
     "searchable": _l("Searchable"),
+    "encrypted": _l("Encrypted at rest"),
     "position": _l("Position"),
     "active": _l("Active"),
     "notes": _l("Notes"),
@@ -106,6 +109,38 @@ def _choices_given(form: Any, field: Any) -> None:
         raise ValidationError(_("A choice field needs at least one choice."))
 
 
+def _may_encrypt(form: Any, field: Any) -> None:
+    """Only text-like fields, and only with a key configured, can be encrypted."""
+    if not field.data:
+        return
+    from ..security.encryption import current_state, encryption_errors
+
+    problems = encryption_errors(form.kind.data, current_state().keyring())
+    if problems:
+        raise ValidationError(problems[0])
+
+
+def _tell_about_stored_values(item: FieldDefinition) -> None:
+    """After a change of the encryption mark: the stored values follow in the background."""
+    if not item.encryption_pending:
+        return
+    zh = str(get_locale() or "zh").startswith("zh")
+    label = item.label_zh if zh else (item.label_en or item.label_zh)
+    if item.encrypted:
+        message = _(
+            "The stored values of %(field)s are being encrypted in the background (job "
+            "core.encryption_sync, every minute).",
+            field=label,
+        )
+    else:
+        message = _(
+            "The stored values of %(field)s are being decrypted in the background (job "
+            "core.encryption_sync, every minute).",
+            field=label,
+        )
+    flash(message, "info")
+
+
 class FieldDefinitionView(ModelView):
     """Custom fields per record type; deactivating a field keeps its stored values."""
 
@@ -132,6 +167,7 @@ class FieldDefinitionView(ModelView):
         "unique",
         "sensitive",
         "searchable",
+        "encrypted",
         "position",
         "active",
         "notes",
@@ -144,6 +180,10 @@ class FieldDefinitionView(ModelView):
         "name": _l("How the field is stored and named in the API, e.g. wechat_id"),
         "choices": _l("One choice per line: value|label, e.g. A|A 级客户"),
         "active": _l("An inactive field is hidden; its stored values are kept."),
+        "encrypted": _l(
+            "Stored encrypted (text, phone, e-mail and web address fields); such a field can be"
+            " searched by its exact value only, and lists cannot sort by it."
+        ),
     }
     formatters_columns = {
         "kind": lambda k: KINDS.get(k, k),
@@ -178,6 +218,7 @@ class FieldDefinitionView(ModelView):
                 flag: BooleanField(LABELS[flag], default=flag == "active")
                 for flag in ("required", "unique", "sensitive", "searchable", "active")
             },
+            "encrypted": BooleanField(LABELS["encrypted"], validators=[_may_encrypt]),
         }
         self.add_form_extra_fields = self.edit_form_extra_fields = fields
         super()._init_forms()
@@ -193,6 +234,12 @@ class FieldDefinitionView(ModelView):
 
     def pre_update(self, item: FieldDefinition) -> None:
         self._normalise(item)
+
+    def post_add(self, item: FieldDefinition) -> None:
+        _tell_about_stored_values(item)
+
+    def post_update(self, item: FieldDefinition) -> None:
+        _tell_about_stored_values(item)
 
     def _normalise(self, item: FieldDefinition) -> None:
         """Choices from their lines, the default in the stored form of the field's kind."""

@@ -15,6 +15,8 @@ def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-
     table_name = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", "")
     if table_name.startswith("alembic_version"):
         return False
+    if type_ == "index" and str(name or "").startswith("ix_cf_"):
+        return False  # indexes of searchable custom fields (crm_core.lowcode.indexes)
     return table_name.startswith(prefixes)
 
 

@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from ..db import session
+from ..lowcode import picklists
 from . import migrations
 from .discovery import PluginInfo
 from .models import AVAILABLE, DISABLED, ENABLED, INSTALLED, PluginState
@@ -68,6 +69,8 @@ def install(name: str) -> str:
     row.version = info.version
     if row.state == AVAILABLE:
         row.state = ENABLED if info.manifest and info.manifest.auto_enable else INSTALLED
+    declared = registry.collect_specs("register_picklists")
+    picklists.sync_defaults(session(), [(owner, s) for owner, s in declared if owner == name])
     session().commit()
     registry.forget_cached_states()
     return row.state

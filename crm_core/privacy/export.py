@@ -22,6 +22,7 @@ from ..db import session, utcnow
 from ..errors import CrmError
 from ..events.outbox import _jsonable
 from ..security import audit
+from ..security.encrypted_copies import reveal_changes
 from ..security.rules import unrestricted
 from .models import Consent
 
@@ -62,7 +63,7 @@ def _history(model: str, record_id: int) -> list[dict[str, Any]]:
             "username": entry.username,
             "channel": entry.channel,
             "operation": entry.operation,
-            "changes": entry.changes,
+            "changes": reveal_changes(model, entry.changes),
         }
         for entry in session().scalars(query)
     ]

@@ -15,6 +15,11 @@ the person's personal fields in every entry of the erased records are replaced b
 Core ``UPDATE`` statements on the session's connection (the ORM keeps refusing). The entries
 themselves, their operations, users and times stay, and an ``erase`` entry records the erasure.
 
+Custom values in entries are stored as the record's column stores them: a field encrypted at
+rest stays encrypted here (:mod:`crm_core.security.encrypted_copies`). Key rotation
+(:mod:`crm_core.security.rotation`) re-encrypts them the same way, with Core statements: how
+such a value is stored changes, never what an entry says.
+
 Security events about an account (locked after too many wrong passwords, unlocked, an API key
 made or revoked) are entries too, with model ``user`` and the user's id, written by
 :func:`write_entry`.
@@ -37,6 +42,7 @@ from sqlalchemy.orm import Mapped, Mapper, Session, mapped_column, relationship
 from ..db import session as current_session
 from ..db import utcnow
 from ..errors import CrmError
+from .encrypted_copies import protect_changes
 
 CHANNELS = ("web", "api", "cli", "job", "system")
 #: What happened to a business record (one entry per changed record per flush).
@@ -230,6 +236,9 @@ def write_entries(session: Session, pending: list[tuple[Any, str, str, Any]]) ->
         changes = record_changes(obj, op)
         if not changes and op not in ("create", "delete"):
             continue  # only updated_at / version moved, or nothing at all
+        operation = entry_operation(op, changes)
+        # Custom values as their column stores them: encrypted fields stay encrypted here.
+        changes = protect_changes(type(obj), changes)
         row = AuditLog(
             occurred_at=now,
             user_id=user_id,
@@ -238,7 +247,7 @@ def write_entries(session: Session, pending: list[tuple[Any, str, str, Any]]) ->
             ip=ip,
             model=prefix,
             record_id=getattr(obj, "id", None),
-            operation=entry_operation(op, changes),
+            operation=operation,
             changes=changes,
         )
         session.add(row)

@@ -95,20 +95,48 @@ def shown(obj: Any, field: str) -> Any:
     return mask(kind, value)
 
 
+def custom_kind(field_kind: str) -> str:
+    """How a custom field marked sensitive is masked: phones and e-mails as such, anything
+    else like an ID number (first and last four characters kept)."""
+    return field_kind if field_kind in ("phone", "email") else "id"
+
+
+def sensitive_custom(cls: type) -> dict[str, str]:
+    """The custom fields of ``cls`` marked sensitive, and how each is masked."""
+    from ..lowcode.live import current
+
+    return {d.name: custom_kind(d.kind) for d in current(cls) if d.sensitive}
+
+
 def mask_dict(cls: type, data: dict[str, Any]) -> dict[str, Any]:
-    """A serialised record of ``cls`` (REST answer) with its sensitive keys masked."""
-    fields = sensitive_fields(cls)
-    if fields and masked_for_user():
-        for key, kind in fields.items():
-            if key in data:
-                data[key] = mask(kind, data[key])
+    """A serialised record of ``cls`` (REST answer) with its sensitive keys masked, custom
+    fields included."""
+    if not masked_for_user():
+        return data
+    for key, kind in sensitive_fields(cls).items():
+        if key in data:
+            data[key] = mask(kind, data[key])
+    column = getattr(cls, "__crm_custom_fields__", None)
+    values = data.get(column) if isinstance(column, str) else None
+    if isinstance(values, dict):
+        hidden = sensitive_custom(cls)
+        data[column] = {  # type: ignore[index]
+            k: mask(hidden[k], v) if k in hidden and isinstance(v, str) else v
+            for k, v in values.items()
+        }
     return data
+
+
+def keeps_stored(kind: str, stored: Any, sent: Any) -> bool:
+    """Whether ``sent`` is just the masked form of ``stored`` sent back."""
+    if stored in (None, "") or sent in (None, ""):
+        return False
+    return bool(sent == mask(kind, stored) and sent != stored)
 
 
 def unchanged_masked(cls: type, item: Any, field: str, value: Any) -> bool:
     """Whether ``value`` sent for ``item.field`` is just its masked form sent back."""
     kind = sensitive_fields(cls).get(field)
-    if kind is None or item is None or value in (None, ""):
+    if kind is None or item is None:
         return False
-    stored = getattr(item, field, None)
-    return stored not in (None, "") and value == mask(kind, stored) and value != stored
+    return keeps_stored(kind, getattr(item, field, None), value)

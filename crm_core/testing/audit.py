@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from ..db import session
 from ..security.audit import RECORD_OPERATIONS, AuditLog
+from ..security.encrypted_copies import reveal_changes
 
 _SKIP = frozenset({"updated_at", "version"})
 
@@ -149,7 +150,9 @@ class AuditCheck:
                     r.model,
                     r.record_id,
                     r.operation,
-                    json.dumps(r.changes, sort_keys=True, ensure_ascii=False),
+                    json.dumps(
+                        reveal_changes(r.model, r.changes), sort_keys=True, ensure_ascii=False
+                    ),
                 )
                 for r in rows
             ]

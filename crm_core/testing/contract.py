@@ -22,8 +22,9 @@ def schema_diff(engine: Engine, prefixes: tuple[str, ...]) -> list[Any]:
             conn,
             opts={
                 "include_object": lambda obj, name, type_, *_: (
-                    name if type_ == "table" else obj.table.name
-                ).startswith(prefixes),
+                    (name if type_ == "table" else obj.table.name).startswith(prefixes)
+                    and not (type_ == "index" and str(name or "").startswith("ix_cf_"))
+                ),
                 "compare_type": False,
             },
         )

@@ -28,7 +28,7 @@ from flask_appbuilder import Model
 from sqlalchemy import delete, inspect, select
 
 from ..app import create_app
-from ..cli.db import upgrade_all
+from ..cli.db import sync_picklists, upgrade_all
 from ..cli.users import ensure_user
 from ..db import session
 from ..plugins.models import PluginState
@@ -165,6 +165,7 @@ def reset_database(app: Flask) -> None:
         for name, state in app.config.get("CRM_TEST_STATES", []):
             s.add(PluginState(name=name, state=state))
         s.commit()
+        sync_picklists()  # the modules' default picklists, as `crm upgrade` leaves them
         app.extensions["crm"].runtime_errors.clear()
 
 

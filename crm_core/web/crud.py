@@ -7,11 +7,12 @@ response carries SQL, a path or a traceback.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
-from flask import flash, g, redirect, request
+from flask import abort, flash, g, has_request_context, redirect, request
 from flask_appbuilder import ModelRestApi, ModelView
 from flask_appbuilder.actions import action
 from flask_appbuilder.api import expose, merge_response_func, safe
@@ -22,6 +23,12 @@ from flask_appbuilder.exceptions import (
     InvalidOrderByColumnFABException,
 )
 from flask_appbuilder.security.decorators import permission_name, protect
+from flask_appbuilder.urltools import (
+    get_filter_args,
+    get_order_args,
+    get_page_args,
+    get_page_size_args,
+)
 from flask_appbuilder.widgets import ListWidget
 from flask_babel import lazy_gettext as _l
 from marshmallow import ValidationError
@@ -29,6 +36,10 @@ from sqlalchemy import inspect
 
 from ..db import session
 from ..errors import ConflictError, CrmError, FieldError
+from ..lowcode import duplicates, live, picklists
+from ..lowcode import forms as custom_forms
+from ..lowcode import query as custom_query
+from ..lowcode import schemas as custom_schemas
 from ..lowcode.fields import custom_column
 from ..security import masking
 from .listing import CursorError, ListingInterface
@@ -66,6 +77,13 @@ class CrmInterface(ListingInterface):
         super().__init__(obj, session)
         self.prefix_search = dict(prefix_search or {})
 
+    @staticmethod
+    def _get_attr_value(item: Any, col: str) -> Any:
+        """FAB's value of a list or show column; ``custom__…`` columns read custom fields."""
+        if col.startswith(live.PREFIX):
+            return custom_forms.value_of(item, col)
+        return ListingInterface._get_attr_value(item, col)
+
     def get(self, id: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: A002 - FAB's name
         """FAB's lookup by primary key; an id no column could hold finds nothing (instead of a
         database error)."""
@@ -76,6 +94,8 @@ class CrmInterface(ListingInterface):
     def _write(self, op: str, item: Any) -> None:
         try:
             getattr(super(), op)(item)
+            if has_request_context():  # "warn" duplicate rules: shown by the screen or API
+                g.crm_warnings = duplicates.pop_warnings(self.session)
         except Exception as exc:
             self.session.rollback()
             try:
@@ -140,6 +160,7 @@ class CrmModelView(ModelView):
     page_size = 25
 
     def __init__(self, **kwargs: Any) -> None:
+        self._bind_picklists()
         sensitive = masking.sensitive_fields(self.datamodel.obj)
         if sensitive:
             formatters: dict[str, Any] = dict(getattr(self, "formatters_columns", None) or {})
@@ -152,6 +173,175 @@ class CrmModelView(ModelView):
             self.formatters_columns = formatters
             self.validators_columns = validators
         super().__init__(**kwargs)
+        self._crm_static = {
+            name: copy.copy(getattr(self, name))
+            for name in (
+                "label_columns",
+                "formatters_columns",
+                "add_columns",
+                "edit_columns",
+                "show_columns",
+                "list_columns",
+                "search_columns",
+                "order_columns",
+                "add_form",
+                "edit_form",
+                "search_form",
+            )
+        }
+
+    def _bind_picklists(self) -> None:
+        """Columns bound to picklists (``__crm_picklists__``) are selects of the list's values
+        on forms and in filters, and show their labels."""
+        bound = picklists.bound_columns(self.datamodel.obj)
+        if not bound:
+            return
+        labels = getattr(self, "label_columns", None) or {}
+        formatters = dict(getattr(self, "formatters_columns", None) or {})
+        extra: dict[str, dict[str, Any]] = {}
+        for kind in ("add", "edit", "search"):
+            extra[kind] = dict(getattr(self, f"{kind}_form_extra_fields", None) or {})
+        for column, name in bound.items():
+            formatters.setdefault(column, custom_forms.picklist_formatter(name))
+            label = labels.get(column, column)
+            for kind in ("add", "edit", "search"):
+                extra[kind].setdefault(column, custom_forms.picklist_field(name, label))
+        self.formatters_columns = formatters
+        for kind in ("add", "edit", "search"):
+            setattr(self, f"{kind}_form_extra_fields", extra[kind])
+
+    def refresh_custom_fields(self) -> None:
+        """Add the model's current custom fields to the forms, show page, list filters and
+        sort order (and the list columns, for fields marked searchable); see
+        :mod:`crm_core.lowcode.live`."""
+        column = custom_column(self.datamodel.obj)
+        if column is None:
+            return
+        static = self._crm_static
+        defs = live.current(self.datamodel.obj)
+        names = {live.column_name(d.name): d for d in defs}
+
+        def plus(columns: list[str], wanted: Callable[[Any], bool] = lambda d: True) -> list[str]:
+            kept = [c for c in columns if c != column]
+            return kept + [n for n, d in names.items() if wanted(d) and n not in kept]
+
+        self.label_columns = {
+            **static["label_columns"],
+            **{n: live.Label(d) for n, d in names.items()},
+        }
+        self.formatters_columns = {
+            **static["formatters_columns"],
+            **{n: custom_forms.display(d) for n, d in names.items()},
+        }
+        self.add_columns = plus(static["add_columns"])
+        self.edit_columns = plus(static["edit_columns"])
+        self.show_columns = plus(static["show_columns"])
+        self.list_columns = plus(static["list_columns"], lambda d: d.searchable)
+        self.search_columns = plus(static["search_columns"], lambda d: d.kind != "long_text")
+        self.order_columns = plus(static["order_columns"], custom_query.sortable)
+        self.add_form = custom_forms.form_class(static["add_form"], defs)
+        self.edit_form = custom_forms.form_class(static["edit_form"], defs)
+        search_fields = {
+            n: custom_forms.search_field(d) for n, d in names.items() if n in self.search_columns
+        }
+        self.search_form = type(
+            static["search_form"].__name__, (static["search_form"],), search_fields
+        )
+        self._filters = self.datamodel.get_filters(self.search_columns)
+
+    def _add(self) -> Any:
+        """FAB's add, except that a refused write (a validation or duplicate rule, a picklist
+        value, a taken code, a record rule) shows its messages under the fields, with what the
+        user typed kept; a saved one flashes its warnings (a possible duplicate)."""
+        get_filter_args(self._filters, disallow_if_not_in_search=False)
+        exclude_cols = self._filters.get_relation_cols()
+        form = cast(Any, self.add_form).refresh()
+        if request.method == "POST":
+            self._fill_form_exclude_cols(exclude_cols, form)
+            if form.validate():
+                self.process_form(form, True)
+                if self._save(form, self.datamodel.obj(), created=True):
+                    return None
+            return self._get_add_widget(form=form, exclude_cols=exclude_cols)
+        self.update_redirect()
+        return self._get_add_widget(form=form, exclude_cols=exclude_cols)
+
+    def _edit(self, pk: Any) -> Any:
+        """FAB's edit, with refused writes shown under the fields as in :meth:`_add`."""
+        if request.method != "POST":
+            return super()._edit(pk)
+        get_filter_args(self._filters, disallow_if_not_in_search=False)
+        exclude_cols = self._filters.get_relation_cols()
+        item = self.datamodel.get(pk, self._base_filters)
+        if not item:
+            abort(404)
+        pk = self.datamodel.get_pk_value(item)
+        form = cast(Any, self.edit_form).refresh(request.form)
+        self._fill_form_exclude_cols(exclude_cols, form)
+        form._id = pk
+        if form.validate():
+            self.process_form(form, False)
+            if self._save(form, item, created=False):
+                return None
+        widgets = self._get_edit_widget(form=form, exclude_cols=exclude_cols)
+        return self._get_related_views_widgets(
+            item,
+            filters={},
+            orders=get_order_args(),
+            pages=get_page_args(),
+            page_sizes=get_page_size_args(),
+            widgets=widgets,
+        )
+
+    def _save(self, form: Any, item: Any, created: bool) -> bool:
+        """Fill ``item`` from ``form`` and write it; whether the screen moves on. A write the
+        CRM refuses shows the form again, its messages under the fields they name (or above
+        the form)."""
+        try:
+            form.populate_obj(item)
+            if created:
+                self.pre_add(item)
+                self.datamodel.add(item)
+            else:
+                self.pre_update(item)
+                self.datamodel.edit(item)
+        except CrmError as exc:  # shown with the form, what the user typed kept
+            session().rollback()
+            if not self._show_under_fields(form, exc):
+                flash(str(exc), "danger")
+            return False
+        except ValueError as exc:  # a screen's own pre_add / pre_update refusal
+            session().rollback()
+            flash(str(exc), "danger")
+            return True
+        if created:
+            self.post_add(item)
+        else:
+            self.post_update(item)
+        flash(self.add_row_message if created else self.edit_row_message, "success")
+        self._flash_warnings()
+        return True
+
+    def _show_under_fields(self, form: Any, exc: CrmError) -> bool:
+        """Put a refused write's messages under the form's fields (``custom.grade`` under
+        ``custom__grade``, ``owner_id`` under ``owner``); whether every message found a field."""
+        messages = exc.messages if isinstance(exc.messages, dict) else {}
+        column = custom_column(self.datamodel.obj)
+        placed = 0
+        for key, texts in messages.items():
+            name = key
+            if column and key.startswith(column + "."):
+                name = live.PREFIX + key[len(column) + 1 :]
+            elif key not in form and key.endswith("_id") and key[:-3] in form:
+                name = key[:-3]
+            if name in form:
+                form[name].errors = [*form[name].errors, *[str(t) for t in texts]]
+                placed += 1
+        return bool(messages) and placed == len(messages)
+
+    def _flash_warnings(self) -> None:
+        for warning in g.pop("crm_warnings", None) or []:
+            flash(str(_l("Saved. %(warning)s", warning=warning)), "warning")
 
     @property
     def database_error_message(self) -> str:  # type: ignore[override]
@@ -179,7 +369,12 @@ class CrmModelView(ModelView):
                 del form[name]
 
     def prefill_form(self, form: Any, pk: Any) -> None:
-        """The edit form shows sensitive values masked to users who may not read them."""
+        """The edit form shows the custom values, and sensitive values masked to users who
+        may not read them."""
+        if getattr(form, "_crm_custom_defs", None):
+            item = self.datamodel.get(pk)
+            if item is not None:
+                custom_forms.prefill(form, item)
         if not masking.masked_for_user():
             return
         for field, kind in masking.sensitive_fields(self.datamodel.obj).items():
@@ -299,6 +494,48 @@ class CrmModelRestApi(ModelRestApi):
     page_size = 25
     #: Values filled in for fields a POST leaves out: field name -> zero-argument callable.
     post_defaults: dict[str, Any] = {}
+
+    def create_blueprint(self, appbuilder: Any, *args: Any, **kwargs: Any) -> Any:
+        """FAB's blueprint; the schemas it builds are kept as the base of the custom ones."""
+        blueprint = super().create_blueprint(appbuilder, *args, **kwargs)
+        self._crm_static = {
+            name: copy.copy(getattr(self, name))
+            for name in (
+                "add_model_schema",
+                "edit_model_schema",
+                "show_model_schema",
+                "list_model_schema",
+                "search_columns",
+                "order_columns",
+            )
+        }
+        return blueprint
+
+    def refresh_custom_fields(self) -> None:
+        """Type the ``custom`` object of every schema by the model's current custom fields,
+        and let lists filter (``custom__<name>``) and sort by them; see
+        :mod:`crm_core.lowcode.live`."""
+        column = custom_column(self.datamodel.obj)
+        if column is None:
+            return
+        static = self._crm_static
+        model = self.datamodel.obj.__name__
+        defs = live.current(self.datamodel.obj)
+        for name in ("add_model_schema", "edit_model_schema", "show_model_schema"):
+            setattr(self, name, custom_schemas.with_custom(static[name], column, model, defs))
+        self.list_model_schema = custom_schemas.with_custom(
+            static["list_model_schema"], column, model, defs
+        )
+        names = {live.column_name(d.name): d for d in defs}
+        self.search_columns = [
+            *static["search_columns"],
+            *(n for n, d in names.items() if d.kind != "long_text"),
+        ]
+        self.order_columns = [
+            *static["order_columns"],
+            *(n for n, d in names.items() if custom_query.sortable(d)),
+        ]
+        self._filters = self.datamodel.get_filters(self.search_columns, self.search_filters)
 
     def pre_get(self, data: dict[str, Any]) -> None:
         """A record's sensitive fields, masked for users who may not read them in full."""
@@ -450,6 +687,11 @@ class CrmModelRestApi(ModelRestApi):
         self.pre_get_list(response)
         return self.response(200, **response)
 
+    def _warnings(self) -> dict[str, list[str]]:
+        """``{"warnings": [...]}`` when the write left some (a possible duplicate)."""
+        found = g.pop("crm_warnings", None)
+        return {"warnings": found} if found else {}
+
     def _json_body(self) -> dict[str, Any] | None:
         body = request.get_json(silent=True) if request.is_json else None
         return body if isinstance(body, dict) else None
@@ -506,6 +748,7 @@ class CrmModelRestApi(ModelRestApi):
             201,
             result=self._dump(self.add_model_schema, item),
             id=self.datamodel.get_pk_value(item),
+            **self._warnings(),
         )
 
     def put_headless(self, pk: Any):  # type: ignore[no-untyped-def]
@@ -522,10 +765,21 @@ class CrmModelRestApi(ModelRestApi):
             if masking.unchanged_masked(self.datamodel.obj, item, field, data.get(field)):
                 del data[field]  # the masked value sent back: keep the stored one
         column = custom_column(self.datamodel.obj)
+        stored_custom = dict(getattr(item, column) or {}) if column else {}
         if column and isinstance(data.get(column), dict):
-            # Custom fields sent are merged into the stored ones (null removes a value).
-            merged = {**(getattr(item, column) or {}), **data[column]}
+            # Custom fields sent are merged into the stored ones (null removes a value); a
+            # sensitive value sent back masked keeps the stored one.
+            hidden = masking.sensitive_custom(self.datamodel.obj)
+            sent = {
+                k: stored_custom[k]
+                if k in hidden and masking.keeps_stored(hidden[k], stored_custom.get(k), v)
+                else v
+                for k, v in data[column].items()
+            }
+            merged = {**stored_custom, **sent}
             data[column] = {k: v for k, v in merged.items() if v is not None}
+        elif column and column not in data:
+            data[column] = stored_custom or None  # all of them, those of inactive fields included
         try:
             if expected is not None and getattr(item, "version", expected) != expected:
                 raise ConflictError(
@@ -542,7 +796,9 @@ class CrmModelRestApi(ModelRestApi):
             session().rollback()
             return self._error(exc)
         self.post_update(item)
-        return self.response(200, result=self._dump(self.edit_model_schema, item))
+        return self.response(
+            200, result=self._dump(self.edit_model_schema, item), **self._warnings()
+        )
 
     def delete_headless(self, pk: Any):  # type: ignore[no-untyped-def]
         """Business records (with an ``active`` flag) are archived (see CrmInterface.delete)."""

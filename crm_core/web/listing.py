@@ -414,6 +414,28 @@ class ListingInterface(SQLAInterface):
             search_filters=search_filters,
         )
 
+    def apply_order_by(
+        self,
+        query: Query[Any],
+        order_column: str,
+        order_direction: str,
+        aliases_mapping: dict[str, Any] | None = None,
+        bypass_many_to_many: bool = False,
+        add_pk: bool = False,
+    ) -> Query[Any]:
+        """FAB's order, and custom fields (``custom__<name>``) sorted by their typed value."""
+        from ..lowcode import live
+        from ..lowcode.query import expression
+
+        defn = live.field_of(self.obj, order_column) if order_column else None
+        if defn is None:
+            return super().apply_order_by(  # type: ignore[no-any-return]
+                query, order_column, order_direction, aliases_mapping, bypass_many_to_many, add_pk
+            )
+        way = asc if order_direction == "asc" else desc
+        query = query.order_by(way(expression(self.obj, defn)))
+        return query.order_by(way(self.get_pk())) if add_pk else query
+
     def get_inner_filters(self, filters: Any) -> CrmFilters:
         """FAB's inner filters (plain columns, many-to-one and one-to-one relations), reusing
         the filter objects instead of building a new filter set per query."""

@@ -38,7 +38,7 @@ def rison(
             if value:
                 try:
                     kwargs["rison"] = prison.loads(value)
-                except prison.decoder.ParserException:
+                except (prison.decoder.ParserException, ValueError):  # "1.4e" is a ValueError
                     if not current_app.config.get("FAB_API_ALLOW_JSON_QS", True):
                         return self.response_400(message="Not a valid rison argument")
                     try:

@@ -154,19 +154,25 @@ def starts_with(
     return condition
 
 
-class FilterStartsWithIndexed(FilterStartsWith):
-    """Flask-AppBuilder's "Starts with" (operator ``sw``) answered from a b-tree index."""
+class KeepsFabOperators(BaseFilter):
+    """A filter that leaves FAB's process-wide operator map alone.
+
+    FAB registers every filter class it constructs in a map its REST layer reads; keeping
+    FAB's own classes there lets plain FAB views in the same process keep their behaviour.
+    The CRM's APIs resolve operators per view (:meth:`CrmFilters.rest_add_filters`).
+    """
 
     def __init__(self, column_name: str, datamodel: Any, is_related_view: bool = False) -> None:
-        # FAB registers every filter class in a process-wide operator map that its REST layer
-        # reads; keep FAB's own class there so plain FAB views in the same process keep their
-        # behaviour. Our APIs resolve operators per view (CrmFilters.rest_add_filters).
         previous = map_args_filter.get(self.arg_name)
         super().__init__(column_name, datamodel, is_related_view)
         if previous is None:
             map_args_filter.pop(self.arg_name, None)
         else:
             map_args_filter[self.arg_name] = previous
+
+
+class FilterStartsWithIndexed(KeepsFabOperators, FilterStartsWith):
+    """Flask-AppBuilder's "Starts with" (operator ``sw``) answered from a b-tree index."""
 
     def apply(self, query: Any, value: Any) -> Any:
         query, field = get_field_setup_query(query, self.model, self.column_name)
@@ -176,12 +182,23 @@ class FilterStartsWithIndexed(FilterStartsWith):
 
 
 class CrmFilterConverter(SQLAFilterConverter):
-    """FAB's filters per column type, with "starts with" answered from an index."""
+    """FAB's filters per column type, with "starts with" answered from an index, and the
+    filters of custom fields (``custom__<name>``, see :mod:`crm_core.lowcode.query`)."""
 
     conversion_table = tuple(
         (test, [FilterStartsWithIndexed if f is FilterStartsWith else f for f in classes])
         for test, classes in SQLAFilterConverter.conversion_table
     )
+
+    def convert(self, col_name: str) -> Any:
+        from ..lowcode import live, query
+
+        if col_name.startswith(live.PREFIX):
+            defn = live.field_of(self.datamodel.obj, col_name)
+            if defn is None:
+                return []
+            return [cls(col_name, self.datamodel) for cls in query.filters_for(defn)]
+        return super().convert(col_name)
 
 
 class CrmFilters(Filters):
@@ -220,6 +237,13 @@ class CrmFilters(Filters):
     @_all_filters.setter
     def _all_filters(self, value: dict[str, list[BaseFilter]]) -> None:
         self._every_filter = value
+
+    def add_filter_index(self, column_name: str, filter_instance_index: int, value: Any) -> None:
+        """A filter of a list screen's URL (``_flt_<index>_<column>``), from the screen's
+        own search filters (custom fields included) or FAB's table of every column."""
+        found = self._search_filters.get(column_name) or self._all_filters.get(column_name)
+        if found and 0 <= filter_instance_index < len(found):
+            self._add_filter(found[filter_instance_index], value)
 
     def get_joined_filters(self, filters: Filters) -> CrmFilters:
         """A new filter set with this set's active filters followed by ``filters``'."""

@@ -8,199 +8,14 @@ on this machine and the browser console must stay free of errors.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import suppress
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
+from browser_support import UI, log_in, submit
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-LOCAL_HOSTS = {"127.0.0.1", "localhost"}
-# Chromium asks every site for /favicon.ico and logs the 404 as a console error; the CRM has no
-# favicon yet. Only that one error is tolerated.
-TOLERATED_ERROR_URLS = ("/favicon.ico",)
-SERVER_START_TIMEOUT = 60
-STEP_TIMEOUT_MS = 10_000
 NEW_NAME = "苏州工业园区浏览器测试精密机械有限公司"
-
-
-def _unavailable(message: str) -> None:
-    """Skip, or fail when CI demands every test environment (``CRM_TEST_REQUIRE_ALL=1``)."""
-    if os.environ.get("CRM_TEST_REQUIRE_ALL") == "1":
-        pytest.fail(f"{message} and CRM_TEST_REQUIRE_ALL=1", pytrace=False)
-    pytest.skip(message)
-
-
-@pytest.fixture(scope="module")
-def chromium_path() -> str:
-    """Debian's chromium (Playwright never downloads a browser here)."""
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        _unavailable("the playwright package is not installed (pip install -e '.[test]')")
-    path = shutil.which("chromium")
-    if path is None:
-        _unavailable("Debian's chromium is not installed (apt-get install -y chromium)")
-    assert path is not None
-    return path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _read(path: Path) -> str:
-    return path.read_text(encoding="utf-8", errors="replace")
-
-
-def _crm_command() -> str:
-    beside_python = Path(sys.executable).with_name("crm")
-    found = str(beside_python) if beside_python.exists() else shutil.which("crm")
-    if found is None:
-        pytest.fail("the `crm` command is not installed (pip install -e '.[test]')")
-    return found
-
-
-@pytest.fixture(scope="module")
-def demo_server(chromium_path: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``crm demo --serve`` in a fresh directory, as the README runs it; yields its base URL."""
-    workdir = tmp_path_factory.mktemp("crm-demo")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_", "FLASK_"))}
-    env.update(
-        CRM_INSTANCE_DIR=str(workdir / "instance"), PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8"
-    )
-    log_path = workdir / "server.log"
-    command = [_crm_command(), "demo", "--serve", "--port", str(port), "--customers", "200"]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            command,
-            cwd=workdir,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"`crm demo --serve` exited with {proc.returncode}:\n{_read(log_path)}")
-            with suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"`crm demo --serve` did not listen on port {port} within "
-                    f"{SERVER_START_TIMEOUT} s:\n{_read(log_path)}"
-                )
-            time.sleep(0.2)
-        assert "admin / admin" in _read(log_path), "the demo does not print the admin login"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-@dataclass
-class Traffic:
-    """What the browser did besides rendering: requests, console errors, script errors."""
-
-    requests: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-    def on_console(self, message: Any) -> None:
-        if message.type != "error":
-            return
-        url = (message.location or {}).get("url", "")
-        if urlsplit(url).path in TOLERATED_ERROR_URLS:
-            return
-        self.errors.append(f"console: {message.text} ({url})")
-
-    def foreign_requests(self) -> list[str]:
-        return [
-            url
-            for url in self.requests
-            if urlsplit(url).scheme not in ("data", "blob", "about")
-            and urlsplit(url).hostname not in LOCAL_HOSTS
-        ]
-
-
-@dataclass
-class UI:
-    """The browser page, the server it talks to, and what it recorded."""
-
-    page: Any
-    base_url: str
-    tmp_path: Path
-    traffic: Traffic = field(default_factory=Traffic)
-    last_360_url: str | None = None
-
-    def goto(self, path: str) -> None:
-        self.page.goto(self.base_url + path)
-
-    def screenshot_on_failure(self) -> None:
-        """Save the page at failure and the last 360° page opened, and say where they are."""
-        current = self.tmp_path / "failure-page.png"
-        with suppress(Exception):
-            self.page.screenshot(path=str(current), full_page=True)
-            print(f"screenshot of the page at failure: {current}")
-        if self.last_360_url:
-            page360 = self.tmp_path / "failure-customer360.png"
-            with suppress(Exception):
-                self.page.goto(self.last_360_url)
-                self.page.screenshot(path=str(page360), full_page=True)
-                print(f"screenshot of the last 360° page: {page360}")
-
-    def open_360(self, pk: int) -> None:
-        self.last_360_url = f"{self.base_url}/customer/{pk}"
-        self.page.goto(self.last_360_url)
-
-
-@pytest.fixture
-def ui(chromium_path: str, demo_server: str, tmp_path: Path) -> Iterator[UI]:
-    """A fresh browser page (English-speaking browser, to show the CRM's own default locale)
-    whose traffic is recorded; screenshots go to ``tmp_path`` when the test fails."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(STEP_TIMEOUT_MS)
-        ui = UI(page=page, base_url=demo_server, tmp_path=tmp_path)
-        context.on("request", lambda request: ui.traffic.requests.append(request.url))
-        page.on("console", ui.traffic.on_console)
-        page.on("pageerror", lambda exc: ui.traffic.errors.append(f"page error: {exc}"))
-        try:
-            yield ui
-        finally:
-            context.close()
-            browser.close()
 
 
 def _navbar(ui: UI) -> str:
@@ -221,21 +36,6 @@ def _row_ids(ui: UI) -> list[int]:
         "links => links.map(a => a.getAttribute('href'))"
     )
     return [int(h.rstrip("/").rsplit("/", 1)[1]) for h in hrefs]
-
-
-def _submit(ui: UI) -> None:
-    ui.page.locator("form button[type=submit]").click()
-    ui.page.wait_for_load_state()
-
-
-def _log_in(ui: UI) -> None:
-    ui.goto("/")
-    ui.page.locator(".navbar a[href='/login/']").click()
-    ui.page.fill("#username", "admin")
-    ui.page.fill("#password", "admin")
-    ui.page.locator("form[name=login] input[type=submit]").click()
-    ui.page.wait_for_load_state()
-    assert "/login" not in ui.page.url, "admin/admin (printed by the demo) did not log in"
 
 
 def _switch_language(ui: UI, code: str) -> None:
@@ -307,15 +107,18 @@ def _add_customer(ui: UI) -> int:
     page.wait_for_load_state()
     typed = {"#name": NEW_NAME, "#phone": "12345", "#city": "苏州市", "#industry": "制造业"}
     for selector, value in typed.items():
-        page.fill(selector, value)
-    _submit(ui)
+        if selector == "#industry":  # a picklist (行业): chosen, not typed
+            page.select_option(selector, value)
+        else:
+            page.fill(selector, value)
+    submit(ui)
     error = page.locator("tr:has(#phone) .alert-danger")
     assert error.count() == 1, "the invalid phone has no error next to its field"
     assert "12345" in error.inner_text(), error.inner_text()
     for selector, value in typed.items():
         assert page.locator(selector).input_value() == value, f"{selector} lost what was typed"
     page.fill("#phone", "0512-66001234")
-    _submit(ui)
+    submit(ui)
     assert "/customers/add" not in page.url, "the corrected form was not accepted"
     ui.goto(f"/customers/list/?_flt_3_name={NEW_NAME}")  # 名称 等于 (equals)
     ids = _row_ids(ui)
@@ -323,6 +126,7 @@ def _add_customer(ui: UI) -> int:
     ui.open_360(ids[0])
     text = page.locator("#crm-customer-360").inner_text()
     assert NEW_NAME in text and "0512 6600 1234" in text and "苏州市" in text, text
+    assert "制造业" in text, text
     assert "系统管理员" in text, "the customer's creator should own it"
     return ids[0]
 
@@ -336,7 +140,7 @@ def _edit_customer(ui: UI, pk: int) -> None:
     assert page.locator("#name").input_value() == NEW_NAME
     page.fill("#city", "无锡市")
     page.fill("#phone", "13912345678")
-    _submit(ui)
+    submit(ui)
     assert f"/customers/edit/{pk}" not in page.url, "the edit form was not accepted"
     ui.open_360(pk)
     text = page.locator("#crm-customer-360 .row").first.inner_text()  # the details
@@ -347,7 +151,7 @@ def _edit_customer(ui: UI, pk: int) -> None:
 
 def test_new_user_flow(ui: UI) -> None:
     try:
-        _log_in(ui)
+        log_in(ui)
         _check_languages(ui)
         ids = _search_customers(ui)
         _check_360(ui, ids)

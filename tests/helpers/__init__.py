@@ -17,3 +17,12 @@ def add_customer(app: Flask, **fields: Any) -> int:
         session().add(customer)
         session().commit()
         return customer.id
+
+
+def define_field(admin_client: Any, **form: str) -> None:
+    """Define a custom field on the admin screen (Customer unless ``model`` is given)."""
+    data = {"model": "Customer", "position": "10", "active": "y", **form}
+    page = admin_client.post("/customfields/add", data=data, follow_redirects=True)
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "help-block" not in text or form["name"] in text, text[-2000:]

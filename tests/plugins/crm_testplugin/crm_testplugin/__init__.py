@@ -54,6 +54,15 @@ def register_views() -> list[crm_core.ViewSpec]:
 
 
 @crm_core.hookimpl
+def register_picklists() -> list[crm_core.PicklistSpec]:
+    return [
+        crm_core.PicklistSpec(
+            "gadget_size", "尺寸", "Size", (("S", "小号", "Small"), ("L", "大号", "Large"))
+        )
+    ]
+
+
+@crm_core.hookimpl
 def register_apis() -> list[crm_core.ApiSpec]:
     from .views import GadgetApi
 

@@ -22,6 +22,15 @@ class GadgetApi(CrmModelRestApi):
 
     resource_name = "gadget"
     datamodel = CrmInterface(Gadget)
-    list_columns = ["id", "name", "customer_id", "active", "updated_at", "version"]
-    show_columns = ["id", "name", "customer_id", "active", "created_at", "updated_at", "version"]
-    add_columns = edit_columns = ["name", "customer_id"]
+    list_columns = ["id", "name", "customer_id", "custom", "active", "updated_at", "version"]
+    show_columns = [
+        "id",
+        "name",
+        "customer_id",
+        "custom",
+        "active",
+        "created_at",
+        "updated_at",
+        "version",
+    ]
+    add_columns = edit_columns = ["name", "customer_id", "custom"]
