@@ -239,3 +239,15 @@ def _region_equals() -> str:
     defn = field_of(Customer, "custom__region")
     clause = expression(Customer, defn) == "华东"
     return str(clause.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
+
+
+def test_the_history_shows_each_custom_field_under_its_label(app, admin_client, fields):
+    rep = login_client(app, "Sales Rep")
+    made = rep.post(CUSTOMERS, json={"name": "扬州广陵漆器厂", "custom": {"grade": "A"}})
+    pk = made.get_json()["id"]
+    assert (
+        rep.put(f"{CUSTOMERS}{pk}", json={"custom": {"grade": "B", "staff": 40}}).status_code == 200
+    )
+    history = rep.get(f"/customer/{pk}").get_data(as_text=True).split('id="crm-history"')[1]
+    assert "<strong>客户等级</strong>: A 级 &rarr; B 级" in history
+    assert "<strong>员工人数</strong>:  &rarr; 40" in history

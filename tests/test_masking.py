@@ -133,3 +133,16 @@ def test_masked_values_sent_back_keep_the_stored_ones(app, customer):
     assert changed.status_code == 200
     with app.app_context():
         assert session().get(Customer, customer).phone == "+8613911112222"
+
+
+def test_the_history_of_a_masked_field_is_masked_too(app):
+    from crm_core.testing.plugin import login_client
+
+    rep = login_client(app, "Sales Rep")
+    made = rep.post("/api/v1/customer/", json={"name": "镇江京口醋业", "phone": "13812345678"})
+    pk = made.get_json()["id"]
+    changed = rep.put(f"/api/v1/customer/{pk}", json={"phone": "13987654321"})
+    assert changed.status_code == 200
+    history = rep.get(f"/customer/{pk}").get_data(as_text=True).split('id="crm-history"')[1]
+    assert "138****5678 &rarr; 139****4321" in history
+    assert "13812345678" not in history and "13987654321" not in history

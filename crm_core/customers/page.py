@@ -17,6 +17,7 @@ from ..org.display import display_user
 from ..security.audit import CHANNEL_LABELS, OPERATION_LABELS, record_history
 from ..specs import TimelineEntry
 from . import pool
+from .history import changed_rows
 from .models import Contact, Customer
 from .views import CUSTOMER_LABELS
 
@@ -100,7 +101,9 @@ class CustomerPageView(BaseView):
             history=record_history("customer", pk),
             operation_labels=OPERATION_LABELS,
             channel_labels=CHANNEL_LABELS,
-            field_labels=HISTORY_LABELS,
+            history_rows=lambda entry: changed_rows(
+                Customer, "customer", entry.changes, HISTORY_LABELS
+            ),
             display_user=display_user,
         )
 
