@@ -484,3 +484,23 @@ def test_lists_and_the_api_find_an_encrypted_value_by_exact_search(
     assert "临沂兰山客户" in text and "临沂罗庄客户" not in text
     starts = "?q=(filters:!((col:custom__private_mobile,opr:sw,value:'138')))"
     assert admin_client.get(CUSTOMERS + starts).status_code == 400  # exact search only
+
+
+def test_the_admin_audit_screens_read_encrypted_values_in_plain(app, admin_client, secret_fields):
+    made = admin_client.post(
+        CUSTOMERS, json={"name": "日照岚山客户", "custom": {"private_mobile": "13812345678"}}
+    )
+    pk = made.get_json()["id"]
+    with app.app_context():
+        entry = (
+            session()
+            .scalars(select(AuditLog).where(AuditLog.record_id == pk).order_by(AuditLog.id.desc()))
+            .first()
+        )
+        entry_id = entry.id
+        assert "+8613812345678" not in json.dumps(entry.changes)  # stored encrypted
+        session().rollback()
+    shown = admin_client.get(f"/auditlog/show/{entry_id}").get_data(as_text=True)
+    assert "+8613812345678" in shown and "enc:v1:" not in shown
+    api = admin_client.get(f"/api/v1/auditlog/{entry_id}").get_json()["result"]
+    assert "+8613812345678" in json.dumps(api["changes"]) and "enc:v1:" not in json.dumps(api)

@@ -42,7 +42,7 @@ from sqlalchemy.orm import Mapped, Mapper, Session, mapped_column, relationship
 from ..db import session as current_session
 from ..db import utcnow
 from ..errors import CrmError
-from .encrypted_copies import protect_changes
+from .encrypted_copies import protect_changes, reveal_changes
 
 CHANNELS = ("web", "api", "cli", "job", "system")
 #: What happened to a business record (one entry per changed record per flush).
@@ -106,6 +106,10 @@ class AuditLog(Model):
     user = relationship("User", foreign_keys=[user_id])
 
     __table_args__ = (Index("ix_crm_audit_log_record", "model", "record_id", "id"),)
+
+    def plain_changes(self) -> Any:
+        """The changes with encrypted custom values read in plain (for admins' screens)."""
+        return reveal_changes(self.model, self.changes)
 
     def __repr__(self) -> str:
         return f"<AuditLog {self.model}#{self.record_id} {self.operation}>"

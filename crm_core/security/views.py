@@ -15,6 +15,7 @@ from wtforms.validators import DataRequired
 from ..web.crud import CrmInterface, CrmModelRestApi
 from ..web.display import display_datetime
 from .audit import CHANNEL_LABELS, OPERATION_LABELS, AuditLog
+from .encrypted_copies import reveal_changes
 from .models import ANY_MODEL, SCOPE_LABELS, SCOPES, RecordRule
 
 _COLUMNS = [
@@ -37,6 +38,7 @@ _LABELS = {
     "record_id": _l("Record id"),
     "operation": _l("Operation"),
     "changes": _l("Changes"),
+    "plain_changes": _l("Changes"),
 }
 
 
@@ -71,10 +73,10 @@ class AuditLogView(ModelView):
     base_permissions = ["can_list", "can_show"]
     label_columns = _LABELS
     list_columns = _COLUMNS
-    show_columns = [*_COLUMNS, "changes"]
+    show_columns = [*_COLUMNS, "plain_changes"]  # encrypted custom values read in plain
     search_columns = _SEARCH
     formatters_columns = {
-        "changes": render_changes,
+        "plain_changes": render_changes,
         "operation": lambda op: OPERATION_LABELS.get(op, op),
         "channel": lambda ch: CHANNEL_LABELS.get(ch, ch),
         "occurred_at": display_datetime,
@@ -95,6 +97,19 @@ class AuditLogApi(CrmModelRestApi):
     order_columns = ["id", "occurred_at"]
     base_order = ("id", "desc")
     label_columns = _LABELS
+
+    def pre_get(self, data: dict[str, Any]) -> None:
+        """An entry's encrypted custom values, read in plain for the admin."""
+        self._reveal(data.get("result"))
+
+    def pre_get_list(self, data: dict[str, Any]) -> None:
+        for row in data.get("result") or []:
+            self._reveal(row)
+
+    @staticmethod
+    def _reveal(row: Any) -> None:
+        if isinstance(row, dict) and "changes" in row and "model" in row:
+            row["changes"] = reveal_changes(row["model"], row["changes"])
 
 
 def _choice(choices: Any, label: Any) -> SelectField:
