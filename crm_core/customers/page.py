@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from ..db import session
 from ..errors import CrmError
+from ..lowcode.layout_screen import record_sections
 from ..org.display import display_user
 from ..security.audit import CHANNEL_LABELS, OPERATION_LABELS, record_history
 from ..specs import TimelineEntry
@@ -95,6 +96,7 @@ class CustomerPageView(BaseView):
         return self.render_template(
             "crm/customer360.html",
             customer=customer,
+            sections=record_sections("Customer", customer),  # the user's layout, if any
             contacts=contacts,
             panels=rendered_panels(customer),
             timeline=merged_timeline(customer),

@@ -117,10 +117,13 @@ def _code_field() -> StringField:
     )
 
 
+KIND_LABELS = {"company": _l("Company"), "person": _l("Person")}
+
+
 def _kind_field() -> SelectField:
     return SelectField(
         _l("Type"),
-        choices=[("company", _l("Company")), ("person", _l("Person"))],
+        choices=list(KIND_LABELS.items()),
         default="company",
         widget=Select2Widget(),
     )
@@ -173,6 +176,7 @@ class CustomerView(ShowOn360, CrmModelView):
     add_form_extra_fields = {"kind": _kind_field(), "code": _code_field()}
     edit_form_extra_fields = {"kind": _kind_field(), "code": _code_field()}
     formatters_columns = {
+        "kind": lambda kind: KIND_LABELS.get(kind, kind),
         "phone": display_phone,
         "owner": display_user,
         "updated_at": display_datetime,
@@ -196,6 +200,7 @@ class CustomerPoolView(ShowOn360, CrmModelView):
     list_columns = ["code", "name", "city", "industry", "source", "pooled_at"]
     search_columns = ["code", "name", "city", "industry", "source"]
     base_permissions = ["can_list", "can_show"]
+    crm_layout = False  # the pool's own columns; customers' layouts are for CustomerView
     base_filters = [["active", FilterEqual, True], ["owner_id", FilterEqual, None]]
     base_order = ("id", "desc")
     show_columns = _customer_fields

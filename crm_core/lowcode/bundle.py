@@ -10,6 +10,8 @@ keyed by names, never by database ids, so a bundle moves between instances and b
 - ``roles``: ``{role: [[permission, view], ...]}``
 - ``record_rules``: ``{role: {model: {read, write, pool}}}``
 - ``validation_rules``, ``duplicate_rules``: ``{model: {name: rule}}``
+- ``layouts``: ``{model: {role or "*": {sections, hidden, list_columns, order_column,
+  order_direction}}}`` (``*``: the default layout of every role)
 - ``settings``: ``{key: value}`` of the settings an admin changed
 
 An import adds and updates; what the bundle does not name is left alone (a field, value or
@@ -306,6 +308,100 @@ def apply_rules(session: Session, data: Any, changes: list[str], problems: list[
             _set(row, attrs, where, changes, new)
 
 
+# --------------------------------------------------------------------------- layouts
+
+_LAYOUT_KEYS = ("sections", "hidden", "list_columns", "order_column", "order_direction")
+
+
+def export_layouts(session: Session) -> dict[str, Any]:
+    from .layouts import Layout
+
+    roles = {r.id: r.name for r in _sm().get_all_roles()}
+    out: dict[str, dict[str, Any]] = {}
+    rows = session.scalars(select(Layout).order_by(Layout.model, Layout.id))
+    # Per record type the default layout first, then the roles' by name.
+    for row in sorted(
+        rows, key=lambda r: (r.model, r.role_id is not None, roles.get(r.role_id, ""))
+    ):
+        role = "*" if row.role_id is None else roles.get(row.role_id)
+        if role is None:
+            continue
+        out.setdefault(row.model, {})[role] = {k: _plain(getattr(row, k)) for k in _LAYOUT_KEYS}
+    return out
+
+
+def _layout_attrs(spec: dict[str, Any]) -> dict[str, Any]:
+    """A bundle's layout in its stored form."""
+    from .layouts import sections_of, stored_sections
+
+    def names(value: Any) -> list[str] | None:
+        return [str(v) for v in value] if isinstance(value, list) and value else None
+
+    order_column = str(spec.get("order_column") or "") or None
+    return {
+        "sections": stored_sections(sections_of(spec.get("sections"))) or None,
+        "hidden": names(spec.get("hidden")),
+        "list_columns": names(spec.get("list_columns")),
+        "order_column": order_column,
+        "order_direction": (spec.get("order_direction") or "asc") if order_column else None,
+    }
+
+
+def apply_layouts(session: Session, data: Any, changes: list[str], problems: list[str]) -> None:
+    """Layouts by record type and role name; fields are checked against the record type's
+    screen, with the custom fields as this bundle leaves them."""
+    from .fields import definitions
+    from .layout_screen import layout_screens, offer
+    from .layout_screen import problems as layout_problems
+    from .layouts import Layout, sections_of
+
+    screens = layout_screens()
+    sm = _sm()
+    for model, roles in (data or {}).items():
+        screen = screens.get(model)
+        if screen is None:
+            problems.append(f"layouts.{model}: no such record type has a screen here")
+            continue
+        fields = offer(screen, definitions(session, model))
+        for role_name, spec in (roles or {}).items():
+            where = f"layouts.{model}.{role_name}"
+            if not isinstance(spec, dict):
+                problems.append(f"{where}: not a layout")
+                continue
+            unknown = set(spec) - set(_LAYOUT_KEYS)
+            if unknown:
+                problems.append(f"{where}: unknown settings {', '.join(sorted(unknown))}")
+                continue
+            role = None if role_name == "*" else sm.find_role(role_name)
+            if role_name != "*" and role is None:
+                problems.append(f"{where}: no such role (add it under roles)")
+                continue
+            attrs = _layout_attrs(spec)
+            found = layout_problems(
+                fields,
+                sections_of(attrs["sections"]),
+                attrs["list_columns"] or [],
+                attrs["order_column"],
+                attrs["order_direction"],
+                attrs["hidden"] or [],
+            )
+            if found:
+                problems += [f"{where}: {p}" for p in found]
+                continue
+            role_id = None if role is None else role.id
+            row = session.scalar(
+                select(Layout).where(
+                    Layout.model == model,
+                    Layout.role_id.is_(None) if role_id is None else Layout.role_id == role_id,
+                )
+            )
+            new = row is None
+            if row is None:
+                row = Layout(model=model, role_id=role_id)
+                session.add(row)
+            _set(row, attrs, where, changes, new)
+
+
 # --------------------------------------------------------------------------- settings
 
 
@@ -425,6 +521,7 @@ CORE_SECTIONS = (
         ("field", "method", "threshold", "action", "position", "active"),
         _duplicate_problems,
     ),
+    ConfigSection("layouts", export_layouts, apply_layouts),
     ConfigSection("settings", export_settings, apply_settings),
 )
 

@@ -12,6 +12,8 @@ from .duplicate_views import DuplicateRuleView
 from .duplicates import DuplicateRule
 from .fields import FieldDefinition
 from .indexes import sync_indexes
+from .layout_views import LayoutView
+from .layouts import Layout
 from .picklist_views import PicklistValueView, PicklistView
 from .picklists import Picklist, PicklistValue
 from .validation import ValidationRule
@@ -21,7 +23,7 @@ from .views import FieldDefinitionView
 
 @hookimpl
 def register_models() -> list[type]:
-    return [FieldDefinition, Picklist, PicklistValue, ValidationRule, DuplicateRule]
+    return [FieldDefinition, Picklist, PicklistValue, ValidationRule, DuplicateRule, Layout]
 
 
 def _administration(view: type, name: str, label: Any, icon: str) -> ViewSpec:
@@ -47,6 +49,7 @@ def register_views() -> list[ViewSpec]:
             ValidationRuleView, "Validation rules", _l("Validation rules"), "fa-check-square"
         ),
         _administration(DuplicateRuleView, "Duplicate rules", _l("Duplicate rules"), "fa-clone"),
+        _administration(LayoutView, "Layouts", _l("Layouts"), "fa-columns"),
     ]
 
 

@@ -36,7 +36,7 @@ from sqlalchemy import inspect
 
 from ..db import session
 from ..errors import ConflictError, CrmError, FieldError
-from ..lowcode import duplicates, live, picklists
+from ..lowcode import duplicates, layout_screen, live, picklists
 from ..lowcode import forms as custom_forms
 from ..lowcode import query as custom_query
 from ..lowcode import schemas as custom_schemas
@@ -153,11 +153,17 @@ class KeepMasked:
 class CrmModelView(ModelView):
     """A generated screen. Business records are archived, not deleted. Sensitive fields
     (``__crm_sensitive__``) are masked on lists, show pages and edit forms for users who may
-    not read them in full."""
+    not read them in full. The record type's layout for the user's role (Administration →
+    页面布局) arranges the forms, the show page and the list of each request
+    (:mod:`crm_core.lowcode.layout_screen`)."""
 
     list_template = "appbuilder/general/model/list.html"
     list_widget = CrmListWidget
     page_size = 25
+    #: Whether the record type's layouts apply to this screen (and, for the first such screen
+    #: of a record type, whether the layout designer offers its fields). A second screen of
+    #: the same records with a purpose of its own (the shared pool) says ``False``.
+    crm_layout = True
 
     def __init__(self, **kwargs: Any) -> None:
         self._bind_picklists()
@@ -250,12 +256,13 @@ class CrmModelView(ModelView):
         self._filters = self.datamodel.get_filters(self.search_columns)
 
     def _add(self) -> Any:
-        """FAB's add, except that a refused write (a validation or duplicate rule, a picklist
-        value, a taken code, a record rule) shows its messages under the fields, with what the
-        user typed kept; a saved one flashes its warnings (a possible duplicate)."""
+        """FAB's add, in the user's layout, except that a refused write (a validation or
+        duplicate rule, a picklist value, a taken code, a record rule) shows its messages under
+        the fields, with what the user typed kept; a saved one flashes its warnings (a possible
+        duplicate)."""
         get_filter_args(self._filters, disallow_if_not_in_search=False)
         exclude_cols = self._filters.get_relation_cols()
-        form = cast(Any, self.add_form).refresh()
+        form = cast(Any, self._form_class("add", exclude_cols)).refresh()
         if request.method == "POST":
             self._fill_form_exclude_cols(exclude_cols, form)
             if form.validate():
@@ -267,22 +274,27 @@ class CrmModelView(ModelView):
         return self._get_add_widget(form=form, exclude_cols=exclude_cols)
 
     def _edit(self, pk: Any) -> Any:
-        """FAB's edit, with refused writes shown under the fields as in :meth:`_add`."""
-        if request.method != "POST":
-            return super()._edit(pk)
+        """FAB's edit, in the user's layout, with refused writes shown under the fields as in
+        :meth:`_add`."""
         get_filter_args(self._filters, disallow_if_not_in_search=False)
         exclude_cols = self._filters.get_relation_cols()
         item = self.datamodel.get(pk, self._base_filters)
         if not item:
             abort(404)
         pk = self.datamodel.get_pk_value(item)
-        form = cast(Any, self.edit_form).refresh(request.form)
-        self._fill_form_exclude_cols(exclude_cols, form)
-        form._id = pk
-        if form.validate():
-            self.process_form(form, False)
-            if self._save(form, item, created=False):
-                return None
+        form_class = cast(Any, self._form_class("edit", exclude_cols))
+        if request.method != "POST":
+            form = form_class.refresh(obj=item)
+            self.prefill_form(form, pk)
+            self.update_redirect()
+        else:
+            form = form_class.refresh(request.form)
+            self._fill_form_exclude_cols(exclude_cols, form)
+            form._id = pk
+            if form.validate():
+                self.process_form(form, False)
+                if self._save(form, item, created=False):
+                    return None
         widgets = self._get_edit_widget(form=form, exclude_cols=exclude_cols)
         return self._get_related_views_widgets(
             item,
@@ -292,6 +304,71 @@ class CrmModelView(ModelView):
             page_sizes=get_page_size_args(),
             widgets=widgets,
         )
+
+    def _layout(self) -> layout_screen.Applied | None:
+        """This request's layout of the screen (``None``: the screen as configured)."""
+        return layout_screen.applied(self)
+
+    def _layout_fieldsets(self, kind: str) -> list[tuple[str, dict[str, list[str]]]] | None:
+        """The sections of this request's ``add``, ``edit`` or ``show`` page (``None``: the
+        screen's own)."""
+        shown = self._layout()
+        return getattr(shown, f"{kind}_fieldsets") if shown is not None else None
+
+    def _form_class(self, kind: str, exclude_cols: list[str]) -> type:
+        """The add or edit form class of this request: without the fields the user's layout
+        leaves out (a field set by the link's filter stays, unseen, as FAB fills it)."""
+        base: type = getattr(self, f"{kind}_form")
+        sets = self._layout_fieldsets(kind)
+        if not sets:
+            return base
+        keep = [*layout_screen.columns_of(sets), *exclude_cols]
+        return layout_screen.form_without(self, base, keep)
+
+    def _get_add_widget(  # type: ignore[no-untyped-def]
+        self, form, exclude_cols=None, widgets=None
+    ):
+        """FAB's add form, in the sections of the user's layout."""
+        return self._form_widget("add", form, exclude_cols, widgets)
+
+    def _get_edit_widget(  # type: ignore[no-untyped-def]
+        self, form, exclude_cols=None, widgets=None
+    ):
+        """FAB's edit form, in the sections of the user's layout."""
+        return self._form_widget("edit", form, exclude_cols, widgets)
+
+    def _form_widget(self, kind: str, form: Any, exclude_cols: Any, widgets: Any) -> Any:
+        sets = self._layout_fieldsets(kind)
+        columns = layout_screen.columns_of(sets) if sets else getattr(self, f"{kind}_columns")
+        widgets = widgets or {}
+        widgets[kind] = getattr(self, f"{kind}_widget")(
+            form=form,
+            include_cols=columns,
+            exclude_cols=exclude_cols or [],
+            fieldsets=sets or getattr(self, f"{kind}_fieldsets"),
+        )
+        return widgets
+
+    def _get_show_widget(  # type: ignore[no-untyped-def]
+        self, pk, item, widgets=None, actions=None, show_fieldsets=None
+    ):
+        """FAB's show page, in the sections of the user's layout."""
+        sets = self._layout_fieldsets("show")
+        if not sets or show_fieldsets:
+            return super()._get_show_widget(pk, item, widgets, actions, show_fieldsets)
+        columns = layout_screen.columns_of(sets)
+        widgets = widgets or {}
+        widgets["show"] = self.show_widget(
+            pk=pk,
+            label_columns=self.label_columns,
+            include_columns=columns,
+            value_columns=self.datamodel.get_values_item(item, columns),
+            formatters_columns=self.formatters_columns,
+            actions=actions or self.actions,
+            fieldsets=sets,
+            modelview_name=self.__class__.__name__,
+        )
+        return widgets
 
     def _save(self, form: Any, item: Any, created: bool) -> bool:
         """Fill ``item`` from ``form`` and write it; whether the screen moves on. A write the
@@ -401,10 +478,13 @@ class CrmModelView(ModelView):
         widgets = widgets or {}
         actions = actions or self.actions
         page_size = page_size or self.page_size
-        if not order_column and self.base_order:
-            order_column, order_direction = self.base_order
+        shown = self._layout()  # the columns and default order of the user's layout
+        list_columns = shown.list_columns if shown is not None else self.list_columns
+        base_order = shown.base_order if shown is not None else self.base_order
+        if not order_column and base_order:
+            order_column, order_direction = base_order
         joined_filters = filters.get_joined_filters(self._base_filters)
-        eager = tuple(c for c in self.list_columns if self.datamodel.is_relation_many_to_one(c))
+        eager = tuple(c for c in list_columns if self.datamodel.is_relation_many_to_one(c))
         result = self.datamodel.query_page(
             joined_filters,
             order_column,
@@ -416,8 +496,8 @@ class CrmModelView(ModelView):
         pks = [self._serialize_pk_if_composite(pk) for pk in self.datamodel.get_keys(result.rows)]
         widgets["list"] = self.list_widget(
             label_columns=self.label_columns,
-            include_columns=self.list_columns,
-            value_columns=self.datamodel.get_values(result.rows, self.list_columns),
+            include_columns=list_columns,
+            value_columns=self.datamodel.get_values(result.rows, list_columns),
             order_columns=self.order_columns,
             formatters_columns=self.formatters_columns,
             page=page,
