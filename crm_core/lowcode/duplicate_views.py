@@ -82,7 +82,10 @@ class DuplicateRuleView(CrmModelView):
                 LABELS["action"], choices=list(ACTIONS.items()), widget=Select2Widget()
             ),
             "threshold": IntegerField(
-                LABELS["threshold"], default=90, validators=[Optional(), NumberRange(50, 100)]
+                LABELS["threshold"],
+                default=90,
+                description=self.description_columns["threshold"],
+                validators=[Optional(), NumberRange(50, 100)],
             ),
             "position": IntegerField(LABELS["position"], default=100, validators=[Optional()]),
             "active": BooleanField(LABELS["active"], default=True),

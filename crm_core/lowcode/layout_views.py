@@ -66,12 +66,6 @@ class LayoutView(CrmModelView):
         "updated_at": display_datetime,
     }
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        # A layout is deleted, not archived: no "archive" action here.
-        self.actions.pop("archive", None)
-        self.base_permissions = [p for p in self.base_permissions if p != "can_archive"]
-
     def _init_forms(self) -> None:
         self.add_form_extra_fields = {
             "model": SelectField(

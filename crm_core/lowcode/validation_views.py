@@ -6,6 +6,7 @@ from typing import Any
 
 from flask_appbuilder.fieldwidgets import BS3TextAreaFieldWidget, Select2Widget
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext
 from wtforms import BooleanField, IntegerField, SelectField, TextAreaField, ValidationError
 from wtforms.validators import DataRequired, Optional
 
@@ -16,7 +17,7 @@ from .validation import CHECKS, JOINS, RULE_FIELDS, ValidationRule, rule_models,
 LABELS = {
     "model": _l("Record type"),
     "name": _l("Name"),
-    "join": _l("When"),
+    "join": lazy_pgettext("validation rule", "When"),
     "conditions": _l("Conditions"),
     "target": _l("Field"),
     "check": _l("Check"),
@@ -99,7 +100,10 @@ class ValidationRuleView(CrmModelView):
                 LABELS["join"], choices=list(JOINS.items()), widget=Select2Widget()
             ),
             "conditions": TextAreaField(
-                LABELS["conditions"], validators=[RuleIsUsable()], widget=BS3TextAreaFieldWidget()
+                LABELS["conditions"],
+                description=self.description_columns["conditions"],
+                validators=[RuleIsUsable()],
+                widget=BS3TextAreaFieldWidget(),
             ),
             "check": SelectField(
                 LABELS["check"], choices=list(CHECKS.items()), widget=Select2Widget()

@@ -179,6 +179,10 @@ class CrmModelView(ModelView):
             self.formatters_columns = formatters
             self.validators_columns = validators
         super().__init__(**kwargs)
+        if not hasattr(self.datamodel.obj, "active"):  # nothing to archive: no such action
+            self.actions.pop("archive", None)
+            allowed: list[str] = list(getattr(self, "base_permissions", None) or [])
+            self.base_permissions = [p for p in allowed if p != "can_archive"]
         self._crm_static = {
             name: copy.copy(getattr(self, name))
             for name in (
