@@ -200,6 +200,18 @@ def test_a_sensitive_custom_field_is_masked_for_a_rep(app, admin_client):
         assert session().get(Customer, pk).custom["id_number"] == "320102198001011234"
     admin = admin_client.get(f"{CUSTOMERS}{pk}").get_json()["result"]
     assert admin["custom"]["id_number"] == "320102198001011234"
+    # On the edit form: sent back as shown, it is kept; half-typed over the stars, refused.
+    form = {"name": "李娜", "kind": "person", "code": "", "custom__id_number": "3201****1234"}
+    rep.post(f"/customers/edit/{pk}", data={**form, "city": "南京市"})
+    with app.app_context():
+        customer = session().get(Customer, pk)
+        assert (customer.city, customer.custom["id_number"]) == ("南京市", "320102198001011234")
+    page = rep.post(
+        f"/customers/edit/{pk}", data={**form, "custom__id_number": "3201****9999"}
+    ).get_data(as_text=True)
+    assert "请输入完整的值" in page
+    with app.app_context():
+        assert session().get(Customer, pk).custom["id_number"] == "320102198001011234"
 
 
 def test_a_searchable_field_gets_an_index_that_filters_use(app, admin_client, crm_backend):

@@ -77,11 +77,19 @@ class CheckValue:
             return
         masked = self.defn.sensitive and isinstance(raw, str) and masking.STARS in raw
         if masked and masking.masked_for_user():
-            return  # the masked value sent back keeps the stored one (``_populate_obj``)
+            if self._masked_form_of_stored(form, raw):
+                return  # the masked value sent back keeps the stored one (``_populate_obj``)
+            raise ValidationError(_("Enter the whole value, or leave the masked one."))
         try:
             field.data = clean_value(session(), self.defn, raw)
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
+
+    def _masked_form_of_stored(self, form: Any, sent: str) -> bool:
+        model, pk = getattr(form, "_crm_model", None), getattr(form, "_id", None)
+        item = session().get(model, pk) if model is not None and pk is not None else None
+        stored = value_of(item, column_name(self.defn.name)) if item is not None else None
+        return masking.keeps_stored(masking.custom_kind(self.defn.kind), stored, sent)
 
 
 def _customer_id(text: str) -> Any:
@@ -137,11 +145,12 @@ def search_field(defn: FieldDefinition) -> Field:
     return StringField(label, widget=BS3TextFieldWidget())
 
 
-def form_class(base: type, defs: list[FieldDefinition]) -> type:
-    """``base`` (a FAB form class) with a field per definition, filling and showing them
-    from the record's custom column."""
+def form_class(base: type, defs: list[FieldDefinition], model: type) -> type:
+    """``base`` (a FAB form class of ``model``) with a field per definition, filling and
+    showing them from the record's custom column."""
     attrs: dict[str, Any] = {column_name(d.name): form_field(d) for d in defs}
     attrs["_crm_custom_defs"] = list(defs)
+    attrs["_crm_model"] = model
     attrs["populate_obj"] = _populate_obj
     return type(base.__name__, (base,), attrs)
 

@@ -249,8 +249,9 @@ class CrmModelView(ModelView):
         self.list_columns = plus(static["list_columns"], lambda d: d.searchable)
         self.search_columns = plus(static["search_columns"], lambda d: d.kind != "long_text")
         self.order_columns = plus(static["order_columns"], custom_query.sortable)
-        self.add_form = custom_forms.form_class(static["add_form"], defs)
-        self.edit_form = custom_forms.form_class(static["edit_form"], defs)
+        model = self.datamodel.obj
+        self.add_form = custom_forms.form_class(static["add_form"], defs, model)
+        self.edit_form = custom_forms.form_class(static["edit_form"], defs, model)
         search_fields = {
             n: custom_forms.search_field(d) for n, d in names.items() if n in self.search_columns
         }
