@@ -770,3 +770,53 @@ def test_marketing_reads_consents_but_does_not_record_them(app):
         json={"customer_id": 1, "purpose": "marketing", "channel": "web"},
     )
     assert refused.status_code == 403
+
+
+@pytest.mark.crm_audit_unchecked  # the erasure redacts the history on purpose
+def test_erasure_clears_personal_custom_fields_and_their_history(app, admin_client):
+    from helpers import define_field
+
+    from crm_core.privacy.erase import erase_customer
+
+    define_field(admin_client, name="id_number", kind="text", label_zh="身份证号", sensitive="y")
+    define_field(
+        admin_client, name="grade", kind="choice", label_zh="客户等级", choices="A|A 级\nB|B 级"
+    )
+    made = admin_client.post(
+        "/api/v1/customer/",
+        json={
+            "name": "周杰",
+            "kind": "person",
+            "custom": {"id_number": "320102198001011234", "grade": "A"},
+        },
+    )
+    pk = made.get_json()["id"]
+    changed = admin_client.put(
+        f"/api/v1/customer/{pk}", json={"custom": {"id_number": "320102198001015678"}}
+    )
+    assert changed.status_code == 200
+    with app.app_context():
+        erase_customer(session().get(Customer, pk))
+        session().commit()
+        assert session().get(Customer, pk).custom == {"grade": "A"}  # the aggregate stays
+        entries = (
+            session()
+            .scalars(
+                select(AuditLog.changes).where(
+                    AuditLog.model == "customer", AuditLog.record_id == pk
+                )
+            )
+            .all()
+        )
+        erasing = (
+            session()
+            .scalars(  # the erasing write's own event
+                select(OutboxEvent.payload)
+                .where(OutboxEvent.type == "customer.updated")
+                .order_by(OutboxEvent.id.desc())
+            )
+            .first()
+        )
+    everything = json.dumps([entries, erasing], ensure_ascii=False)
+    assert "320102198001011234" not in everything and "320102198001015678" not in everything
+    assert '"grade": "A"' in everything  # not personal: kept in the history

@@ -30,13 +30,14 @@ from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from ..activities.models import Activity
 from ..customers.models import Contact, Customer
 from ..db import session
 from ..errors import CrmError
 from ..events.outbox import NEW_EVENTS_KEY, emit
+from ..lowcode.fields import custom_column, definitions
 from ..security import audit
 from ..security.rules import unrestricted
 from .export import NotAPerson
@@ -78,6 +79,8 @@ class Erasure:
     people: list[tuple[str, int]] = field(default_factory=list)  # ("customer"|"contact", id)
     redacted_entries: int = 0
     written: set[str] = field(default_factory=set)  # placeholders: not personal, kept
+    #: Per model: the custom fields holding personal data (marked sensitive or encrypted).
+    custom_keys: dict[str, set[str]] = field(default_factory=dict)
 
     @property
     def activities(self) -> int:
@@ -216,7 +219,26 @@ def _anonymise(obj: Any, model: str, erasure: Erasure) -> list[str]:
             erasure.written.add(value)
         if getattr(obj, name) != value:
             setattr(obj, name, value)
+    column = custom_column(type(obj))
+    if column:
+        keys = _personal_custom_keys(obj, model, erasure)
+        values = dict(getattr(obj, column) or {})
+        gone = [key for key in keys if values.get(key) not in (None, "", [])]
+        if gone:
+            had.append(column)
+            setattr(obj, column, {k: v for k, v in values.items() if k not in keys} or None)
     return had
+
+
+def _personal_custom_keys(obj: Any, model: str, erasure: Erasure) -> set[str]:
+    """The custom fields of ``obj``'s model that hold personal data: those marked sensitive
+    or encrypted (active or not)."""
+    if model not in erasure.custom_keys:
+        defs = definitions(object_session(obj) or session(), type(obj).__name__, active_only=False)
+        erasure.custom_keys[model] = {
+            d.name for d in defs if d.sensitive or getattr(d, "encrypted", False)
+        }
+    return erasure.custom_keys[model]
 
 
 def _finish(
@@ -241,9 +263,12 @@ def _finish(
         erasure.people.append((model, record_id))
 
 
-def _redacted(changes: Any, fields: tuple[str, ...], keep: set[str]) -> Any:
-    """``changes`` with the values of ``fields`` replaced by ``***`` (``None`` and the values
-    the erasure wrote stay); the same object when nothing needed redacting."""
+def _redacted(
+    changes: Any, fields: tuple[str, ...], keep: set[str], custom: set[str] | None = None
+) -> Any:
+    """``changes`` with the values of ``fields``, and of the ``custom`` keys inside the custom
+    values, replaced by ``***`` (``None`` and the values the erasure wrote stay); the same
+    object when nothing needed redacting."""
     if not isinstance(changes, dict):
         return changes
     out = dict(changes)
@@ -254,6 +279,17 @@ def _redacted(changes: Any, fields: tuple[str, ...], keep: set[str]) -> Any:
         new = [v if v is None or (isinstance(v, str) and v in keep) else REDACTED for v in pair]
         if new != pair:
             out[name] = new
+    for name, pair in changes.items():
+        if not custom or not isinstance(pair, list) or not any(isinstance(v, dict) for v in pair):
+            continue
+        values: list[Any] = [
+            {k: REDACTED if k in custom and x not in (None, "") else x for k, x in v.items()}
+            if isinstance(v, dict)
+            else v
+            for v in pair
+        ]
+        if values != pair:
+            out[name] = values
     return out if out != changes else changes
 
 
@@ -265,7 +301,8 @@ def _redact_new_events(s: Session, erasure: Erasure) -> None:
         if prefix not in erasure.records or payload.get("id") not in erasure.records[prefix]:
             continue
         changes = payload.get("changes")
-        redacted = _redacted(changes, PERSONAL_FIELDS[prefix], erasure.written)
+        custom = erasure.custom_keys.get(prefix)
+        redacted = _redacted(changes, PERSONAL_FIELDS[prefix], erasure.written, custom)
         if redacted is not changes:
             row.payload = {**payload, "changes": redacted}
 
@@ -288,7 +325,8 @@ def _redact_history(s: Session, erasure: Erasure) -> int:
     ).all()
     count = 0
     for entry_id, model, changes in rows:
-        redacted = _redacted(changes, PERSONAL_FIELDS.get(model, ()), erasure.written)
+        personal = PERSONAL_FIELDS.get(model, ())
+        redacted = _redacted(changes, personal, erasure.written, erasure.custom_keys.get(model))
         if redacted is not changes:
             connection.execute(update(table).where(table.c.id == entry_id).values(changes=redacted))
             count += 1
