@@ -208,3 +208,27 @@ def test_a_bundle_from_sqlite_makes_another_backend_behave_the_same(target, tmp_
             with app.app_context():
                 app.extensions["crm_db"].engine.dispose()
             drop(url)
+
+
+def test_roles_keep_permissions_on_screens_the_bundle_does_not_know(app, tmp_path):
+    data = yaml.safe_load(crm(app, "config", "export").stdout)
+    for role, permissions in data["roles"].items():  # as if exported where tags do not exist
+        data["roles"][role] = [p for p in permissions if p[1] not in ("TagView", "TagApi")]
+    data["roles"]["Sales Rep"].remove(["can_edit", "CustomerView"])
+    bundle = tmp_path / "roles.yaml"
+    bundle.write_text(yaml.safe_dump({"crm_config": 1, "roles": data["roles"]}), encoding="utf-8")
+    try:
+        done = crm(app, "config", "import", str(bundle))
+        assert done.exit_code == 0, done.output
+        assert "roles.Sales Rep: 0 permissions added, 1 removed" in done.stdout
+        with app.app_context():
+            rep = app.appbuilder.sm.find_role("Sales Rep")
+            held = {(pv.permission.name, pv.view_menu.name) for pv in rep.permissions}
+            assert ("can_edit", "CustomerView") not in held
+            assert ("can_list", "TagView") in held  # a screen the bundle does not name: kept
+    finally:
+        with app.app_context():
+            sm = app.appbuilder.sm
+            sm.add_permission_role(
+                sm.find_role("Sales Rep"), sm.find_permission_view_menu("can_edit", "CustomerView")
+            )

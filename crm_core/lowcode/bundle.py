@@ -238,7 +238,15 @@ def export_roles(session: Session) -> dict[str, Any]:
 
 
 def apply_roles(session: Session, data: Any, changes: list[str], problems: list[str]) -> None:
+    """Each named role gets exactly the bundle's permissions on the screens and APIs the
+    bundle knows; its permissions on others (a module installed only here) stay."""
     sm = _sm()
+    known = {
+        str(pair[1])
+        for permissions in (data or {}).values()
+        for pair in permissions or []
+        if isinstance(pair, list | tuple) and len(pair) == 2
+    }
     for name, permissions in (data or {}).items():
         where = f"roles.{name}"
         role = sm.find_role(name)
@@ -253,11 +261,15 @@ def apply_roles(session: Session, data: Any, changes: list[str], problems: list[
                 problems.append(f"{where}: no permission {permission} on {view} here")
                 continue
             wanted.append(pv)
+        wanted_ids = {pv.id for pv in wanted}
+        kept = [pv for pv in role.permissions if pv.view_menu.name not in known]
+        removed = [
+            pv for pv in role.permissions if pv.view_menu.name in known and pv.id not in wanted_ids
+        ]
         have = {pv.id for pv in role.permissions}
         added = [pv for pv in wanted if pv.id not in have]
-        removed = [pv for pv in role.permissions if pv.id not in {w.id for w in wanted}]
         if added or removed:
-            role.permissions = wanted
+            role.permissions = [*kept, *wanted]
             changes.append(f"{where}: {len(added)} permissions added, {len(removed)} removed")
 
 
