@@ -94,58 +94,18 @@ def _field_columns() -> list[str]:
     return [c.key for c in inspect(FieldDefinition).column_attrs if c.key not in _FIELD_SKIP]
 
 
-def export_fields(session: Session) -> dict[str, Any]:
-    out: dict[str, dict[str, Any]] = {}
-    query = select(FieldDefinition).order_by(
-        FieldDefinition.model, FieldDefinition.position, FieldDefinition.id
-    )
-    for defn in session.scalars(query):
-        out.setdefault(defn.model, {})[defn.name] = {
-            c: _plain(getattr(defn, c)) for c in _field_columns()
-        }
-    return out
-
-
-def _models_with_custom_fields() -> set[str]:
-    return {m.class_.__name__ for m in Model.registry.mappers if custom_column(m.class_)}
-
-
-def apply_fields(session: Session, data: Any, changes: list[str], problems: list[str]) -> None:
-    models = _models_with_custom_fields()
-    columns = set(_field_columns())
-    for model, fields in (data or {}).items():
-        if model not in models:
-            problems.append(f"custom_fields.{model}: no such record type takes custom fields")
-            continue
-        for name, settings in (fields or {}).items():
-            where = f"custom_fields.{model}.{name}"
-            if not NAME.match(str(name)):
-                problems.append(f"{where}: not a valid key")
-                continue
-            settings = dict(settings or {})
-            unknown = set(settings) - columns
-            if unknown:
-                problems.append(f"{where}: unknown settings {', '.join(sorted(unknown))}")
-                continue
-            if settings.get("kind") not in KINDS:
-                problems.append(f"{where}: unknown kind {settings.get('kind')!r}")
-                continue
-            if settings.get("pattern"):
-                try:
-                    re.compile(settings["pattern"])
-                except re.error:
-                    problems.append(f"{where}: pattern is not a regular expression")
-                    continue
-            defn = session.scalar(
-                select(FieldDefinition).where(
-                    FieldDefinition.model == model, FieldDefinition.name == name
-                )
-            )
-            new = defn is None
-            if defn is None:
-                defn = FieldDefinition(model=model, name=name)
-                session.add(defn)
-            _set(defn, settings, where, changes, new)
+def _field_problems(model: str, name: str, settings: dict[str, Any]) -> list[str]:
+    """What keeps a custom field of a bundle from being written at all."""
+    if not NAME.match(str(name)):
+        return ["not a valid key"]
+    if settings.get("kind") not in KINDS:
+        return [f"unknown kind {settings.get('kind')!r}"]
+    if settings.get("pattern"):
+        try:
+            re.compile(settings["pattern"])
+        except re.error:
+            return ["pattern is not a regular expression"]
+    return []
 
 
 # --------------------------------------------------------------------------- picklists
@@ -444,32 +404,42 @@ def apply_settings(session: Session, data: Any, changes: list[str], problems: li
 def per_model_section(
     name: str,
     row_class: Callable[[], type],
-    keys: tuple[str, ...],
+    keys: Callable[[], tuple[str, ...]],
     problems_of: Callable[[type, Any], list[str]] | None = None,
+    *,
+    takes: Callable[[type], Any] = lambda cls: True,
+    missing: str = "no such record type",
+    refuse: Callable[[str, str, dict[str, Any]], list[str]] | None = None,
 ) -> ConfigSection:
-    """A section of rows named per model (``{model: {name: {key: value}}}``), such as
-    validation and duplicate rules; ``problems_of(model_class, row)`` checks a row."""
+    """A section of rows named per model (``{model: {name: {key: value}}}``), such as custom
+    fields and validation and duplicate rules. Only models that ``takes`` accepts may be
+    named (else ``missing``); ``refuse(model, name, settings)`` names what keeps a row from
+    being written at all, ``problems_of(model_class, row)`` what is wrong with a written one."""
 
     def export_rows(session: Session) -> dict[str, Any]:
         cls: Any = row_class()
         out: dict[str, dict[str, Any]] = {}
         for row in session.scalars(select(cls).order_by(cls.model, cls.position, cls.id)):
-            out.setdefault(row.model, {})[row.name] = {k: _plain(getattr(row, k)) for k in keys}
+            out.setdefault(row.model, {})[row.name] = {k: _plain(getattr(row, k)) for k in keys()}
         return out
 
     def apply_rows(session: Session, data: Any, changes: list[str], problems: list[str]) -> None:
         cls: Any = row_class()
-        models = {m.class_.__name__: m.class_ for m in Model.registry.mappers}
+        models = {m.class_.__name__: m.class_ for m in Model.registry.mappers if takes(m.class_)}
         for model, rows in (data or {}).items():
             if model not in models:
-                problems.append(f"{name}.{model}: no such record type")
+                problems.append(f"{name}.{model}: {missing}")
                 continue
             for row_name, settings in (rows or {}).items():
                 where = f"{name}.{model}.{row_name}"
                 settings = dict(settings or {})
-                unknown = set(settings) - set(keys)
+                unknown = set(settings) - set(keys())
                 if unknown:
                     problems.append(f"{where}: unknown settings {', '.join(sorted(unknown))}")
+                    continue
+                refused = refuse(model, row_name, settings) if refuse is not None else []
+                if refused:
+                    problems += [f"{where}: {p}" for p in refused]
                     continue
                 query = select(cls).where(cls.model == model, cls.name == row_name)
                 row = session.scalar(query)
@@ -517,20 +487,27 @@ def _duplicate_problems(model: type, row: Any) -> list[str]:
 
 
 CORE_SECTIONS = (
-    ConfigSection("custom_fields", export_fields, apply_fields),
+    per_model_section(
+        "custom_fields",
+        lambda: FieldDefinition,
+        lambda: tuple(_field_columns()),
+        takes=custom_column,
+        missing="no such record type takes custom fields",
+        refuse=_field_problems,
+    ),
     ConfigSection("picklists", export_picklists, apply_picklists),
     ConfigSection("roles", export_roles, apply_roles),
     ConfigSection("record_rules", export_rules, apply_rules),
     per_model_section(
         "validation_rules",
         _validation_rule,
-        RULE_FIELDS,
+        lambda: RULE_FIELDS,
         _validation_problems,
     ),
     per_model_section(
         "duplicate_rules",
         _duplicate_rule,
-        ("field", "method", "threshold", "action", "position", "active"),
+        lambda: ("field", "method", "threshold", "action", "position", "active"),
         _duplicate_problems,
     ),
     ConfigSection("layouts", export_layouts, apply_layouts),
