@@ -44,6 +44,8 @@ def default_config() -> dict[str, Any]:
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
         "CRM_INSTANCE_DIR": str(instance),
+        # Files the CRM keeps (uploaded import files, attachments); part of every backup.
+        "CRM_FILES_DIR": os.environ.get("CRM_FILES_DIR", str(instance / "files")),
         "CRM_HOOKS_DIR": os.environ.get("CRM_HOOKS_DIR", str(Path.cwd() / "hooks")),
         "CRM_PLUGINS": os.environ.get("CRM_PLUGINS"),
         "CRM_STRICT_PLUGINS": os.environ.get("CRM_STRICT_PLUGINS", "") == "1",
