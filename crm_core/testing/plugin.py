@@ -18,6 +18,7 @@ server fails the run instead of being skipped.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -95,6 +96,7 @@ def make_test_app(url: str, **overrides: Any) -> Flask:
         "WTF_CSRF_ENABLED": False,
         "CRM_HOOKS_DIR": None,
         "SECRET_KEY": "crm-test-secret-key-of-at-least-32-bytes",
+        "CRM_FILES_DIR": tempfile.mkdtemp(prefix="crm-files-"),
     }
     config.update(overrides)
     return create_app(config)
