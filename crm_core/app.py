@@ -15,6 +15,8 @@ from . import __version__
 from .activities import hooks as activity_hooks
 from .config import PACKAGE_DIR, default_config
 from .customers import hooks as customer_hooks
+from .data import export_hooks, merge_hooks, quality_hooks
+from .data.imports import hooks as import_hooks
 from .db import configure_engine
 from .events import outbox
 from .lowcode import duplicates, live, picklists, validation
@@ -43,6 +45,10 @@ CORE_PARTS = {
     "platform": platform_hooks,
     "authentication": auth_hooks,
     "encryption": encryption_hooks,
+    "merge": merge_hooks,
+    "imports": import_hooks,
+    "quality": quality_hooks,
+    "export": export_hooks,
 }
 
 

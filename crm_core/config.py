@@ -50,6 +50,8 @@ def default_config() -> dict[str, Any]:
         "CRM_PLUGINS": os.environ.get("CRM_PLUGINS"),
         "CRM_STRICT_PLUGINS": os.environ.get("CRM_STRICT_PLUGINS", "") == "1",
         "CRM_PAGE_SIZE": 25,
+        # Rows an import writes per transaction (its checkpoint).
+        "CRM_IMPORT_BATCH": int(os.environ.get("CRM_IMPORT_BATCH", "1000")),
         # Flask-AppBuilder
         "AUTH_TYPE": 1,  # AUTH_DB
         "AUTH_ROLE_ADMIN": "Admin",

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         Change,
         Event,
         EventTypeSpec,
+        ImportSpec,
         JobSpec,
         MenuLinkSpec,
         PanelSpec,
@@ -107,6 +108,12 @@ def register_picklists() -> list[PicklistSpec]:
 
 
 @hookspec
+def register_importers() -> list[ImportSpec]:
+    """Return the models whose records admins may import from CSV and XLSX files (``crm
+    import`` and Data → Import), with the keys a re-import matches existing records by."""
+
+
+@hookspec
 def register_event_types() -> list[EventTypeSpec]:
     """Return the domain event types this plugin emits, so rules and webhooks can offer them."""
 
@@ -152,6 +159,21 @@ def export_personal_data(customer: Any, contact: Any) -> dict[str, list[dict[str
     the plugin's name. Query what belongs to that person only (by ``customer.id`` or
     ``contact.id``); record rules do not narrow these queries. An exception is recorded
     against the plugin and the export goes on without its sections.
+    """
+
+
+@hookspec
+def merge_records(model: str, survivor: Any, loser: Any) -> int | None:
+    """Move the plugin's records that belong to ``loser`` over to ``survivor``.
+
+    Called while two records are merged (``model`` is ``"customer"``: duplicate customers),
+    inside the merging transaction, after the core moved its own records and before the
+    survivor takes its chosen values; ``loser`` is already archived. Change the foreign keys
+    with ORM writes in the current session (``crm_core.session()``) and do not commit: each
+    moved record gets its audit entry, also for models without ``__crm_event__``. Record rules
+    do not narrow these queries: every record of the loser must move. Return how many records
+    were moved (or ``None``). Every enabled plugin is called; an exception aborts the whole
+    merge with a message naming the plugin, and nothing is merged.
     """
 
 

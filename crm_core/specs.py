@@ -182,3 +182,29 @@ class Change:
     operation: str
     record: Any
     changes: dict[str, tuple[Any, Any]]
+
+
+@dataclass(frozen=True)
+class ImportSpec:
+    """A model whose records can be imported from CSV and XLSX files (``register_importers``).
+
+    ``name`` is the model's name in URLs and on the command line (``customer``); ``keys`` are
+    the columns a re-import may match existing records by (upsert); ``labels`` the translated
+    column labels (a view's ``label_columns``), which the column mapping matches headers
+    against in every language, together with ``synonyms`` (``{"name": ("客户名称", "公司名称")}``).
+    ``exclude`` names columns never imported; ``aliases`` the words accepted for stored
+    values. Foreign keys are matched by the linked record's ``code``, ``username`` or
+    ``name``; custom fields come in by their labels.
+    """
+
+    name: str
+    model: type
+    keys: tuple[str, ...] = ()
+    labels: dict[str, Any] = field(default_factory=dict)
+    synonyms: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    exclude: tuple[str, ...] = ()
+    #: Required columns the model fills itself when a file leaves them out (a customer code).
+    generated: tuple[str, ...] = ()
+    #: Words accepted for a column's stored values: ``{"kind": {"企业": "company"}}``.
+    aliases: dict[str, dict[str, str]] = field(default_factory=dict)
+    label: Any = None

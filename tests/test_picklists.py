@@ -153,3 +153,48 @@ def test_an_upgrade_keeps_what_admins_changed(app):
         assert (again.label_zh, again.active) == ("展会/会议", False)
         count = session().query(PicklistValue).filter(PicklistValue.value == "展会").count()
         assert count == 1
+
+
+def test_a_custom_choice_field_takes_its_choices_from_a_picklist(app, admin_client):
+    from helpers import define_field
+
+    define_field(
+        admin_client,
+        name="partner_industry",
+        kind="choice",
+        label_zh="合作方行业",
+        picklist="industry",
+    )
+    rep = login_client(app, "Sales Rep")
+    form = rep.get("/customers/add").get_data(as_text=True)
+    assert 'name="custom__partner_industry"' in form and '<option value="金融">' in form
+    made = rep.post(CUSTOMERS, json={"name": "厦门渔业", "custom": {"partner_industry": "金融"}})
+    assert made.status_code == 201, made.get_json()
+    wrong = rep.post(CUSTOMERS, json={"name": "厦门船厂", "custom": {"partner_industry": "造船"}})
+    assert wrong.status_code == 422
+    assert "custom.partner_industry" in wrong.get_json()["message"]
+    spec = admin_client.get("/api/v1/_openapi").get_json()["components"]["schemas"]
+    assert "金融" in spec["CustomerCustomFields"]["properties"]["partner_industry"]["enum"]
+
+    # A value added to the picklist is offered at once; a deactivated one stays on records.
+    with app.app_context():
+        industry = session().scalar(select(Picklist).where(Picklist.name == "industry"))
+        session().add(PicklistValue(picklist=industry, value="渔业", label_zh="渔业", position=99))
+        _value(app, "industry", "金融").active = False
+        session().commit()
+    form = rep.get("/customers/add").get_data(as_text=True)
+    assert '<option value="渔业">' in form and '<option value="金融">' not in form
+    pk = made.get_json()["id"]
+    kept = rep.post(
+        f"/customers/edit/{pk}",
+        data={
+            "name": "厦门渔业",
+            "kind": "company",
+            "code": "",
+            "custom__partner_industry": "金融",
+        },
+        follow_redirects=True,
+    )
+    assert kept.status_code == 200 and "help-block" not in kept.get_data(as_text=True)
+    page = rep.get(f"/customer/{pk}").get_data(as_text=True)
+    assert "合作方行业" in page and "金融" in page

@@ -8,7 +8,7 @@ from flask.cli import FlaskGroup, ScriptInfo
 
 from ..app import create_app
 from ..security.audit import audit_channel
-from . import config, db, demo, events, jobs, keys, plugins, privacy, users
+from . import backup, config, db, demo, events, imports, jobs, keys, plugins, privacy, users
 
 
 def _make_app(*_args: object, **_kwargs: object):  # type: ignore[no-untyped-def]
@@ -55,7 +55,7 @@ main = CrmGroup(
     help="The CRM's command line: set up, upgrade, demo data, plugins, scheduler.",
 )
 
-for module in (config, db, demo, events, jobs, keys, plugins, privacy, users):
+for module in (backup, config, db, demo, events, imports, jobs, keys, plugins, privacy, users):
     for command in module.COMMANDS:
         main.add_command(command)
 

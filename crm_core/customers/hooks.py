@@ -8,6 +8,7 @@ from ..hookimpl import hookimpl
 from ..specs import (
     ApiSpec,
     EventTypeSpec,
+    ImportSpec,
     JobSpec,
     PicklistSpec,
     RoleSpec,
@@ -17,6 +18,7 @@ from ..specs import (
 )
 from . import pool
 from .api import ContactApi, CustomerApi, TagApi
+from .imports import CONTACT_IMPORT, CUSTOMER_IMPORT
 from .models import Contact, Customer, Tag
 from .page import CustomerPageView
 from .views import ContactView, CustomerPoolView, CustomerView, TagView
@@ -27,6 +29,11 @@ CATEGORY = "Customers"
 @hookimpl
 def register_models() -> list[type]:
     return [Customer, Contact, Tag]
+
+
+@hookimpl
+def register_importers() -> list[ImportSpec]:
+    return [CUSTOMER_IMPORT, CONTACT_IMPORT]
 
 
 @hookimpl

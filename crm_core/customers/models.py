@@ -103,6 +103,7 @@ class Customer(BusinessMixin, Model):
     team_id: Mapped[int | None] = mapped_column(ForeignKey("crm_team.id"), index=True)
     last_activity_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
     pooled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("crm_customer.id"), index=True)
     notes: Mapped[str | None] = mapped_column(Text)
     custom: Mapped[dict[str, Any] | None] = mapped_column(CustomValues(__qualname__))
 

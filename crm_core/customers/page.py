@@ -97,6 +97,8 @@ class CustomerPageView(BaseView):
             "crm/customer360.html",
             customer=customer,
             sections=record_sections("Customer", customer),  # the user's layout, if any
+            merged_into=customer.merged_into_id
+            and session().get(Customer, customer.merged_into_id),
             contacts=contacts,
             panels=rendered_panels(customer),
             timeline=merged_timeline(customer),

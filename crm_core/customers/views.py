@@ -69,6 +69,19 @@ CUSTOMER_LABELS = {
     "pooled_at": _l("In pool since"),
 }
 
+CONTACT_LABELS = {
+    "customer": _l("Customer"),
+    "name": _l("Name"),
+    "title": _l("Job title"),
+    "role": _l("Role"),
+    "mobile": _l("Mobile"),
+    "phone": _l("Phone"),
+    "email": _l("E-mail"),
+    "wechat": _l("WeChat"),
+    "birthday": _l("Birthday"),
+    "notes": _l("Notes"),
+}
+
 _customer_fields = [
     "code",
     "name",
@@ -216,18 +229,7 @@ class ContactView(CrmModelView):
     show_title = _l("Contact")
     add_title = _l("Add contact")
     edit_title = _l("Edit contact")
-    label_columns = {
-        "customer": _l("Customer"),
-        "name": _l("Name"),
-        "title": _l("Job title"),
-        "role": _l("Role"),
-        "mobile": _l("Mobile"),
-        "phone": _l("Phone"),
-        "email": _l("E-mail"),
-        "wechat": _l("WeChat"),
-        "birthday": _l("Birthday"),
-        "notes": _l("Notes"),
-    }
+    label_columns = CONTACT_LABELS
     _fields = [
         "customer",
         "name",

@@ -102,7 +102,7 @@ def _column(model: type, field: str) -> Any:
 
 def _scope(model: type, query: Any, obj: Any) -> Any:
     pk: Any = inspect(model).primary_key[0]
-    identity = inspect(obj).identity
+    identity = inspect(obj).identity if obj is not None else None
     if identity:
         query = query.where(pk != identity[0])
     if hasattr(model, "active"):
@@ -123,37 +123,99 @@ def _describe(record: Any) -> tuple[str, str]:
 
 def find(session: Session, obj: Any, rule: DuplicateRule) -> list[Match]:
     """Records other than ``obj`` that ``rule`` finds alike (every owner's)."""
+    return find_many(session, [obj], rule)[0]
+
+
+def find_many(session: Session, objs: list[Any], rule: DuplicateRule) -> list[list[Match]]:
+    """:func:`find` for many records of one model at once (an import's batch): one query per
+    rule for exact rules, one per name prefix for similar names."""
     from ..security.rules import unrestricted
 
-    model = type(obj)
-    column = _column(model, rule.field)
-    value = cond.value_of(obj, rule.field)
-    if column is None or value in (None, "", []):
+    if not objs:
         return []
-    found: list[tuple[Any, int]] = []
+    model = type(objs[0])
+    column = _column(model, rule.field)
+    values = [cond.value_of(obj, rule.field) for obj in objs]
+    found: list[list[tuple[Any, int]]] = [[] for _obj in objs]
+    if column is None:
+        return [[] for _obj in objs]
     with session.no_autoflush, unrestricted():
         if rule.method == "fuzzy":
-            text = str(value).strip()
-            from ..web.search import starts_with
-
-            engine: Any = session.get_bind()
-            query = select(model).where(starts_with(column, text[:2], engine))
-            query = _scope(model, query, obj).limit(FUZZY_CANDIDATES)
-            for record in session.scalars(query):
-                score = similarity(text, str(cond.value_of(record, rule.field) or ""))
-                if score >= rule.threshold:
-                    found.append((record, score))
-            found.sort(key=lambda pair: -pair[1])
+            _similar(session, model, column, objs, values, rule, found)
         else:
-            query = _scope(model, select(model).where(column == value), obj).limit(MAX_FOUND)
-            found = [(record, 100) for record in session.scalars(query)]
-        out = []
-        for record, score in found[:MAX_FOUND]:
-            label, owner = _describe(record)
-            pk = inspect(record).identity[0]
-            out.append(
-                Match(rule.name, rule.field, pk, label, owner, score, rule.action == "block")
-            )
+            _same(session, model, column, objs, values, found)
+        return [_matches(rule, pairs) for pairs in found]
+
+
+def _own_id(obj: Any) -> Any:
+    identity = inspect(obj).identity
+    return identity[0] if identity else None
+
+
+def _same(
+    session: Session,
+    model: type,
+    column: Any,
+    objs: list[Any],
+    values: list[Any],
+    found: list[list[tuple[Any, int]]],
+) -> None:
+    wanted = list({v for v in values if v not in (None, "", [])})
+    by_value: dict[Any, list[Any]] = {}
+    pk: Any = inspect(model).primary_key[0]
+    for start in range(0, len(wanted), 500):
+        query = select(model, column).where(column.in_(wanted[start : start + 500]))
+        if hasattr(model, "active"):
+            query = query.where(model.active.is_(True))  # type: ignore[attr-defined]
+        for record, value in session.execute(query.order_by(pk)):
+            by_value.setdefault(value, []).append(record)
+    for i, (obj, value) in enumerate(zip(objs, values, strict=True)):
+        own = _own_id(obj)
+        records = [r for r in by_value.get(value, []) if inspect(r).identity[0] != own]
+        found[i] = [(record, 100) for record in records[:MAX_FOUND]]
+
+
+def _similar(
+    session: Session,
+    model: type,
+    column: Any,
+    objs: list[Any],
+    values: list[Any],
+    rule: DuplicateRule,
+    found: list[list[tuple[Any, int]]],
+) -> None:
+    from ..web.search import starts_with
+
+    engine: Any = session.get_bind()
+    prefixes: dict[str, list[Any]] = {}
+    for value in values:
+        text = str(value or "").strip()
+        if text and text[:2] not in prefixes:
+            query: Any = select(model).where(starts_with(column, text[:2], engine))
+            query = _scope(model, query, None).limit(FUZZY_CANDIDATES)
+            prefixes[text[:2]] = list(session.scalars(query))
+    for i, (obj, value) in enumerate(zip(objs, values, strict=True)):
+        text = str(value or "").strip()
+        if not text:
+            continue
+        own = _own_id(obj)
+        pairs = []
+        for record in prefixes[text[:2]]:
+            if inspect(record).identity[0] == own:
+                continue
+            score = similarity(text, str(cond.value_of(record, rule.field) or ""))
+            if score >= rule.threshold:
+                pairs.append((record, score))
+        pairs.sort(key=lambda pair: -pair[1])
+        found[i] = pairs
+
+
+def _matches(rule: DuplicateRule, pairs: list[tuple[Any, int]]) -> list[Match]:
+    out = []
+    for record, score in pairs[:MAX_FOUND]:
+        label, owner = _describe(record)
+        pk = inspect(record).identity[0]
+        out.append(Match(rule.name, rule.field, pk, label, owner, score, rule.action == "block"))
     return out
 
 

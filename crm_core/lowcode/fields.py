@@ -101,6 +101,8 @@ class FieldDefinition(Model):
     max_length: Mapped[int | None] = mapped_column(Integer)
     pattern: Mapped[str | None] = mapped_column(String(200))
     choices: Mapped[Any] = mapped_column(JSON, nullable=True)
+    #: A choice field whose choices are a picklist's values (``industry``) instead of its own.
+    picklist: Mapped[str | None] = mapped_column(String(60))
     unique: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     sensitive: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     searchable: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
@@ -121,8 +123,26 @@ class FieldDefinition(Model):
         return f"{self.model}.{self.name}"
 
     def choice_values(self) -> list[str]:
-        """The values of a choice field, in their order."""
-        return [str(c["value"]) if isinstance(c, dict) else str(c) for c in (self.choices or [])]
+        """The values a choice field offers, in their order."""
+        return [value for value, _label in choice_pairs(self)]
+
+
+def choice_pairs(defn: Any, *, every: bool = False) -> list[tuple[str, str]]:
+    """``(value, label)`` of a choice field's choices in order: its picklist's active values
+    when it takes them from one (``every``: the deactivated ones too, which records may still
+    hold), else its own."""
+    if getattr(defn, "picklist", None):
+        from ..db import session
+        from .picklists import values_of
+
+        options = values_of(session(), defn.picklist)
+        return [(o.value, str(o)) for o in options if every or o.active]
+    return [
+        (str(c["value"]), str(c.get("label") or c["value"]))
+        if isinstance(c, dict)
+        else (str(c), str(c))
+        for c in (defn.choices or [])
+    ]
 
 
 def custom_column(cls: type) -> str | None:
@@ -283,12 +303,33 @@ def clean(session: Session, obj: Any, new: bool, cache: dict[str, list[Any]] | N
     if not new and not history.has_changes():
         return
     raw_values = getattr(obj, column)
+    old = history.deleted[0] if history.deleted else None
+    before = dict(old) if isinstance(old, dict) else {}
+    identity = state.identity
+    out = clean_values(
+        session, type(obj), raw_values, before, new, cache, identity[0] if identity else None
+    )
+    values = raw_values or {}
+    if out != values or any(v is not values.get(k) for k, v in out.items()):
+        setattr(obj, column, out or None)
+
+
+def clean_values(
+    session: Session,
+    cls: type,
+    raw_values: Any,
+    before: dict[str, Any],
+    new: bool,
+    cache: dict[str, list[Any]] | None = None,
+    pk: Any = None,
+) -> dict[str, Any]:
+    """The custom values ``raw_values`` of a record of ``cls`` checked and in their stored
+    form, given what the record had ``before``; ``FieldError`` naming every bad one."""
+    column = custom_column(cls) or "custom"
     if raw_values is not None and not isinstance(raw_values, dict):
         raise FieldError({column: [_("Expected fields and their values.")]})
     values = dict(raw_values or {})
-    old = history.deleted[0] if history.deleted else None
-    before = dict(old) if isinstance(old, dict) else {}
-    model = type(obj).__name__
+    model = cls.__name__
     cache = {} if cache is None else cache
     if model not in cache:
         cache[model] = definitions(session, model, active_only=False)
@@ -327,18 +368,16 @@ def clean(session: Session, obj: Any, new: bool, cache: dict[str, list[Any]] | N
         elif defn.required and (new or not _empty(before.get(defn.name))):
             errors[f"{column}.{defn.name}"] = [_("This field is required.")]
     if not errors:
-        errors.update(_unique_errors(session, obj, column, out, by_name))
+        errors.update(_unique_errors(session, cls, pk, column, out, by_name))
     if errors:
         raise FieldError(errors)
-    if out != values or any(v is not values.get(k) for k, v in out.items()):
-        setattr(obj, column, out or None)
+    return out
 
 
 def _unique_errors(
-    session: Session, obj: Any, column: str, values: dict[str, Any], defs: dict[str, Any]
+    session: Session, cls: type, pk: Any, column: str, values: dict[str, Any], defs: dict[str, Any]
 ) -> dict[str, list[str]]:
-    cls, errors = type(obj), {}
-    pk = inspect(obj).identity
+    errors: dict[str, list[str]] = {}
     for key, value in values.items():
         defn = defs.get(key)
         if defn is None or not defn.unique or _empty(value):
@@ -349,9 +388,9 @@ def _unique_errors(
             taken = match_value(cls, defn, value)  # ciphertexts differ: the blind index
         else:
             taken = getattr(cls, column)[key].as_string() == str(value)
-        query = select(inspect(cls).primary_key[0]).where(taken)
-        if pk:
-            query = query.where(inspect(cls).primary_key[0] != pk[0])
+        query: Any = select(inspect(cls).primary_key[0]).where(taken)
+        if pk is not None:
+            query = query.where(inspect(cls).primary_key[0] != pk)
         from ..security.rules import unrestricted
 
         with session.no_autoflush, unrestricted():  # taken is taken, seen or not

@@ -36,17 +36,12 @@ from wtforms.validators import Optional
 from ..db import session
 from ..security import masking
 from . import picklists
-from .fields import FieldDefinition, clean_value, custom_column
+from .fields import FieldDefinition, choice_pairs, clean_value, custom_column
 from .live import PREFIX, Label, column_name, current
 
 
-def _choices(defn: FieldDefinition, blank: bool) -> list[tuple[str, str]]:
-    pairs = [
-        (str(c["value"]), str(c.get("label") or c["value"]))
-        if isinstance(c, dict)
-        else (str(c), str(c))
-        for c in (defn.choices or [])
-    ]
+def _choices(defn: FieldDefinition, blank: bool, every: bool = False) -> list[tuple[str, str]]:
+    pairs = choice_pairs(defn, every=every)
     return [("", ""), *pairs] if blank else pairs
 
 
@@ -80,15 +75,20 @@ class CheckValue:
             if self._masked_form_of_stored(form, raw):
                 return  # the masked value sent back keeps the stored one (``_populate_obj``)
             raise ValidationError(_("Enter the whole value, or leave the masked one."))
+        if self.defn.picklist and raw == self._stored(form):
+            return  # a value its picklist has since deactivated stays on the record
         try:
             field.data = clean_value(session(), self.defn, raw)
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
 
-    def _masked_form_of_stored(self, form: Any, sent: str) -> bool:
+    def _stored(self, form: Any) -> Any:
         model, pk = getattr(form, "_crm_model", None), getattr(form, "_id", None)
         item = session().get(model, pk) if model is not None and pk is not None else None
-        stored = value_of(item, column_name(self.defn.name)) if item is not None else None
+        return value_of(item, column_name(self.defn.name)) if item is not None else None
+
+    def _masked_form_of_stored(self, form: Any, sent: str) -> bool:
+        stored = self._stored(form)
         return masking.keeps_stored(masking.custom_kind(self.defn.kind), stored, sent)
 
 
@@ -111,13 +111,18 @@ def form_field(defn: FieldDefinition) -> Field:
         return TextAreaField(label, widget=BS3TextAreaFieldWidget(), **common)
     if kind == "bool":
         return BooleanField(label, description=defn.help or "", validators=[Optional()])
+    if kind == "choice" and defn.picklist:
+        return PicklistSelectField(label, defn.picklist, widget=Select2Widget(), **common)
     if kind == "choice":
         return SelectField(
-            label, choices=_choices(defn, blank=True), widget=Select2Widget(), **common
+            label, choices=lambda: _choices(defn, blank=True), widget=Select2Widget(), **common
         )
-    if kind == "multi_choice":
+    if kind == "multi_choice":  # a picklist's values are read when the form is made
         return SelectMultipleField(
-            label, choices=_choices(defn, blank=False), widget=Select2ManyWidget(), **common
+            label,
+            choices=lambda: _choices(defn, blank=False),
+            widget=Select2ManyWidget(),
+            **common,
         )
     if kind == "user":
         return SelectField(label, choices=_user_choices, widget=Select2Widget(), **common)  # type: ignore[arg-type]
@@ -132,7 +137,9 @@ def search_field(defn: FieldDefinition) -> Field:
     """The input a list's filter shows for ``defn``."""
     label = Label(defn)
     if defn.kind in ("choice", "multi_choice"):
-        return SelectField(label, choices=_choices(defn, blank=False), widget=Select2Widget())
+        return SelectField(
+            label, choices=lambda: _choices(defn, blank=False, every=True), widget=Select2Widget()
+        )
     if defn.kind == "bool":
         choices = [("true", _("Yes")), ("false", _("No"))]
         return SelectField(label, choices=choices, widget=Select2Widget())
@@ -211,7 +218,7 @@ def display(defn: FieldDefinition) -> Any:
             return ""
         if defn.sensitive and masking.masked_for_user() and isinstance(value, str):
             return masking.mask(masking.custom_kind(defn.kind), value)
-        labels = dict(_choices(defn, blank=False))
+        labels = dict(_choices(defn, blank=False, every=True))
         if defn.kind == "choice":
             return labels.get(str(value), value)
         if defn.kind == "multi_choice" and isinstance(value, list):

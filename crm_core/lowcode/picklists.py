@@ -12,6 +12,9 @@ Values in use are deactivated, never deleted ("delete" on the screen deactivates
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -112,14 +115,29 @@ class Option:
         return label_in_language(self.label_zh, self.label_en)
 
 
+_task_cache: ContextVar[dict[str, list[Option]] | None] = ContextVar(
+    "crm_picklist_cache", default=None
+)
+
+
+@contextmanager
+def read_once() -> Iterator[None]:
+    """Read each picklist once in the block, outside requests too (a long import)."""
+    token = _task_cache.set({})
+    try:
+        yield
+    finally:
+        _task_cache.reset(token)
+
+
 def values_of(session: Session, name: str) -> list[Option]:
     """The values of picklist ``name`` in order (active and inactive), read once per
-    request."""
-    cache: dict[str, list[Option]] | None = None
-    if has_request_context():
+    request (or per :func:`read_once` block)."""
+    cache: dict[str, list[Option]] | None = _task_cache.get()
+    if cache is None and has_request_context():
         cache = g.setdefault("_crm_picklists", {})
-        if name in cache:
-            return cache[name]
+    if cache is not None and name in cache:
+        return cache[name]
     query = (
         select(
             PicklistValue.value,
@@ -137,6 +155,16 @@ def values_of(session: Session, name: str) -> list[Option]:
     if cache is not None:
         cache[name] = found
     return found
+
+
+def _by_value(session: Session, name: str) -> dict[str, Option]:
+    cache = _task_cache.get()
+    if cache is not None:
+        key = f"{name}\x00by_value"
+        if key not in cache:
+            cache[key] = {v.value: v for v in values_of(session, name)}  # type: ignore[assignment]
+        return cache[key]  # type: ignore[return-value]
+    return {v.value: v for v in values_of(session, name)}
 
 
 def forget() -> None:
@@ -221,7 +249,7 @@ def check(session: Session, obj: Any, new: bool) -> None:
             continue
         if not new and not state.attrs[column].history.has_changes():
             continue
-        found = next((v for v in values_of(session, name) if v.value == value), None)
+        found = _by_value(session, name).get(value)
         if found is None or not found.active:
             errors[column] = [_("Not one of the choices: %(value)s", value=value)]
     if errors:

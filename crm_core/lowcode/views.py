@@ -41,6 +41,7 @@ LABELS = {
     "max_length": _l("Maximum length"),
     "pattern": _l("Pattern (regular expression)"),
     "choices": _l("Choices"),
+    "picklist": _l("Picklist"),
     "unique": _l("Unique"),
     "sensitive": _l("Sensitive (masked)"),
     "searchable": _l("Searchable"),
@@ -105,8 +106,28 @@ def _pattern_compiles(_form: Any, field: Any) -> None:
 
 
 def _choices_given(form: Any, field: Any) -> None:
-    if form.kind.data in ("choice", "multi_choice") and not parse_choices(field.data):
-        raise ValidationError(_("A choice field needs at least one choice."))
+    choice = form.kind.data in ("choice", "multi_choice")
+    if choice and not parse_choices(field.data) and not form.picklist.data:
+        raise ValidationError(_("A choice field needs at least one choice, or a picklist."))
+
+
+def _picklist_fits(form: Any, field: Any) -> None:
+    if not field.data:
+        return
+    if form.kind.data not in ("choice", "multi_choice"):
+        raise ValidationError(_("Only choice fields take their choices from a picklist."))
+    if field.data not in dict(picklist_choices()):
+        raise ValidationError(_("There is no picklist %(name)s.", name=field.data))
+
+
+def picklist_choices() -> list[tuple[str, str]]:
+    from .picklists import Picklist, label_in_language
+
+    rows = session().scalars(select(Picklist).order_by(Picklist.name))
+    return [
+        ("", ""),
+        *((p.name, f"{label_in_language(p.label_zh, p.label_en)} ({p.name})") for p in rows),
+    ]
 
 
 def _may_encrypt(form: Any, field: Any) -> None:
@@ -164,6 +185,7 @@ class FieldDefinitionView(ModelView):
         "max_length",
         "pattern",
         "choices",
+        "picklist",
         "unique",
         "sensitive",
         "searchable",
@@ -179,6 +201,9 @@ class FieldDefinitionView(ModelView):
     description_columns = {
         "name": _l("How the field is stored and named in the API, e.g. wechat_id"),
         "choices": _l("One choice per line: value|label, e.g. A|A 级客户"),
+        "picklist": _l(
+            "Or take the choices from a picklist, kept in one place for every field that uses it"
+        ),
         "active": _l("An inactive field is hidden; its stored values are kept."),
         "encrypted": _l(
             "Stored encrypted (text, phone, e-mail and web address fields); such a field can be"
@@ -211,6 +236,14 @@ class FieldDefinitionView(ModelView):
             "pattern": StringField(LABELS["pattern"], validators=[Optional(), _pattern_compiles]),
             "choices": TextAreaField(
                 LABELS["choices"], validators=[_choices_given], widget=BS3TextAreaFieldWidget()
+            ),
+            "picklist": SelectField(
+                LABELS["picklist"],
+                choices=picklist_choices,  # type: ignore[arg-type]
+                validators=[_picklist_fits],
+                widget=Select2Widget(),
+                filters=[lambda value: value or None],
+                validate_choice=False,  # checked by _picklist_fits, blank allowed
             ),
             "position": IntegerField(LABELS["position"], default=100, validators=[Optional()]),
             # Boxes left empty mean "no" (FAB would make the non-null columns required).

@@ -6,6 +6,7 @@ from flask import current_app, flash, redirect, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_babel import lazy_gettext as _l
 
+from ..data.quality_figures import enable_warning, readiness
 from . import lifecycle
 
 
@@ -42,7 +43,8 @@ class ModulesView(BaseView):
                     "description": manifest.description if manifest else "",
                 }
             )
-        return self.render_template("crm/modules.html", rows=rows)
+        gate = readiness() if any(r["phase"] == 2 for r in rows) else None
+        return self.render_template("crm/modules.html", rows=rows, gate=gate)
 
     def _change(self, name: str, action: str):  # type: ignore[no-untyped-def]
         try:
@@ -57,7 +59,12 @@ class ModulesView(BaseView):
     @expose("/<name>/enable", methods=["POST"])
     @has_access
     def enable(self, name: str):  # type: ignore[no-untyped-def]
-        return self._change(name, "enable")
+        response = self._change(name, "enable")
+        info = current_app.extensions["crm"].plugins.get(name)
+        warning = enable_warning(info.manifest.phase if info and info.manifest else None)
+        if warning and current_app.extensions["crm"].is_enabled(name):
+            flash(warning, "warning")  # enabled all the same: the admin decides
+        return response
 
     @expose("/<name>/disable", methods=["POST"])
     @has_access

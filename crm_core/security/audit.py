@@ -44,13 +44,14 @@ from ..db import utcnow
 from ..errors import CrmError
 from .encrypted_copies import protect_changes, reveal_changes
 
-CHANNELS = ("web", "api", "cli", "job", "system")
+CHANNELS = ("web", "api", "cli", "job", "import", "system")
 #: What happened to a business record (one entry per changed record per flush).
 RECORD_OPERATIONS = ("create", "update", "archive", "restore", "delete")
 #: Security events about a user account, written by :func:`write_entry`.
 ACCOUNT_OPERATIONS = ("lock", "unlock", "key_new", "key_revoke")
-#: A masked value of a record shown in full on request (crm_core.security.reveal).
-READ_OPERATIONS = ("reveal",)
+#: A masked value of a record shown in full on request (crm_core.security.reveal), and a
+#: list exported as a file (crm_core.data.export; at most 10 characters, as the column holds).
+READ_OPERATIONS = ("reveal", "exportlist")
 #: A person's data exported or erased (crm_core.privacy), written by :func:`write_entry`.
 PRIVACY_OPERATIONS = ("export", "erase")
 OPERATIONS = RECORD_OPERATIONS + ACCOUNT_OPERATIONS + READ_OPERATIONS + PRIVACY_OPERATIONS
@@ -65,6 +66,7 @@ OPERATION_LABELS = {
     "key_new": lazy_pgettext("audit operation", "API key created"),
     "key_revoke": lazy_pgettext("audit operation", "API key revoked"),
     "reveal": lazy_pgettext("audit operation", "Sensitive value shown"),
+    "exportlist": lazy_pgettext("audit operation", "List exported"),
     "export": lazy_pgettext("audit operation", "Personal data exported"),
     "erase": lazy_pgettext("audit operation", "Personal data erased"),
 }
@@ -73,6 +75,7 @@ CHANNEL_LABELS = {
     "api": lazy_pgettext("audit channel", "REST API"),
     "cli": lazy_pgettext("audit channel", "Command line"),
     "job": lazy_pgettext("audit channel", "Scheduled job"),
+    "import": lazy_pgettext("audit channel", "Import"),
     "system": lazy_pgettext("audit channel", "System"),
 }
 #: Columns whose change alone is not worth an entry (bumped by every write).
@@ -138,18 +141,22 @@ def audit_channel(name: str) -> Iterator[None]:
 
 
 def current_channel() -> str:
-    """``api`` or ``web`` in a request (by path), else the flag the CLI or job runner set,
-    else ``system``."""
+    """The channel :func:`audit_channel` set (the CLI, the job runner, an import), else
+    ``api`` or ``web`` in a request (by path), else ``system``."""
+    if _channel.get():
+        return _channel.get()  # type: ignore[return-value]
     if has_request_context():
         return "api" if request.path.startswith("/api/") else "web"
-    return _channel.get() or "system"
+    return "system"
 
 
 def _current_user() -> Any:
     """The signed-in user, only when it is already loaded: never runs the user loader."""
     if not has_app_context():
         return None
-    user = g.get("user")
+    from .rules import acting_user
+
+    user = acting_user() or g.get("user")
     if user is None:
         return None
     if getattr(user, "_get_current_object", None) is not None:  # Flask-Login's proxy

@@ -14,10 +14,12 @@ a read scope and a write scope (``none``, ``own``, ``team``, ``tree``, ``all``) 
   neither edit a colleague's customer nor hand their own to someone else). A refusal is
   :class:`~crm_core.errors.PermissionDenied` (403) and nothing is written.
 
-Rules bind users of a request (web and API). Admins, ``crm`` commands, jobs and event handlers
-run unrestricted; code that has checked a change itself (claiming from the pool) says so with
-:func:`grant`. Core ``select()`` on a connection and ``text()`` SQL never pass through the ORM
-event: request code must not use them on ruled tables.
+Rules bind users of a request (web and API), and the user a background task acts for
+(:func:`acting_as`: an import runs with the rights of who started it). Admins, ``crm``
+commands, jobs and event handlers run unrestricted; code that has checked a change itself
+(claiming from the pool) says so with :func:`grant`. Core ``select()`` on a connection and
+``text()`` SQL never pass through the ORM event: request code must not use them on ruled
+tables.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from . import api_keys
 from .models import ANY_MODEL, SCOPES, RecordRule
 
 _unrestricted: ContextVar[bool] = ContextVar("crm_rules_unrestricted", default=False)
+_acting: ContextVar[Any] = ContextVar("crm_rules_acting_user", default=None)
 _G_KEY = "_crm_record_rules"
 _GRANTED = "crm_rules_granted"
 DEFAULT_SCOPE = ("own", "own", False)
@@ -80,6 +83,22 @@ def unrestricted() -> Iterator[None]:
         yield
     finally:
         _unrestricted.reset(token)
+
+
+@contextmanager
+def acting_as(user: Any) -> Iterator[None]:
+    """Apply ``user``'s rules in the block (and audit its writes as ``user``'s), whatever the
+    request: a background task doing what a user asked for."""
+    token = _acting.set(user)
+    try:
+        yield
+    finally:
+        _acting.reset(token)
+
+
+def acting_user() -> Any:
+    """The user :func:`acting_as` set (else ``None``)."""
+    return _acting.get()
 
 
 def grant(session: Session, obj: Any) -> None:
@@ -178,8 +197,10 @@ class UserRules:
 
     # ----------------------------------------------------------------- writes (Python)
 
-    def may_write(self, obj: Any, before: bool = False) -> bool:
-        """Whether this user may write ``obj`` as it is now (or as it was, with ``before``)."""
+    def may_write(self, obj: Any, before: bool = False, plain: bool = False) -> bool:
+        """Whether this user may write ``obj`` as it is now (or as it was, with ``before``).
+        ``plain``: a new record built without attribute events (an import's), whose values
+        are all in its ``__dict__``."""
         cls = type(obj)
         scope, spec = self.scope(cls), _spec(cls)
         if scope.write == "all":
@@ -189,6 +210,8 @@ class UserRules:
         state = inspect(obj)
 
         def value(name: str) -> Any:
+            if plain:
+                return obj.__dict__.get(name)
             if before:  # the column as loaded: a relationship set since has not reached it
                 history = state.attrs[name].history
                 if history.deleted:
@@ -212,7 +235,10 @@ class UserRules:
             if team is not None and team in self.team_ids(tree):
                 return True
         if spec.parent:
-            parent = _parent_before(obj, spec.parent) if before else parent_of(obj, spec.parent)
+            if plain:
+                parent = obj.__dict__.get(spec.parent)
+            else:
+                parent = _parent_before(obj, spec.parent) if before else parent_of(obj, spec.parent)
             if parent is not None and self.may_write(parent):
                 return True
         return False
@@ -323,9 +349,13 @@ _DENY_ALL = object()
 def current_rules() -> UserRules | None | object:
     """The rules of this request's user: ``None`` when unrestricted (no request, admin,
     :func:`unrestricted` block), ``_DENY_ALL`` while no user is signed in."""
-    if _unrestricted.get() or not has_request_context():
+    if _unrestricted.get():
         return None
-    user = g.get("user")
+    user = _acting.get()
+    if user is None:
+        if not has_request_context():
+            return None
+        user = g.get("user")
     if isinstance(user, LocalProxy):
         # flask-login's current_user: read the user it loaded, never make it load one (the
         # loader queries the database, which would come back here).

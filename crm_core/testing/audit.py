@@ -21,6 +21,7 @@ from flask import Flask
 from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
+from ..data.imports.bulk import WRITTEN_KEY
 from ..db import session
 from ..security.audit import RECORD_OPERATIONS, AuditLog
 from ..security.encrypted_copies import reveal_changes
@@ -134,11 +135,21 @@ class AuditCheck:
 
     def _after_commit(self, s: Session) -> None:
         self.expected.extend(s.info.pop(self._pending, []))
+        for model, ids, rows in s.info.pop(WRITTEN_KEY, []):  # an import's Core inserts
+            for record_id, row in zip(ids, rows, strict=True):
+                diff = {
+                    k: [None, _plain(v)]
+                    for k, v in row.items()
+                    if k not in _SKIP and k != "id" and v not in (None, "")
+                }
+                entry = json.dumps(diff, sort_keys=True, ensure_ascii=False)
+                self.expected.append((model.__crm_event__, record_id, "create", entry))
 
     def _after_transaction_end(self, s: Session, transaction: Any) -> None:
         if transaction.parent is None:  # rolled back (a commit has taken its entries already)
             s.info.pop(self._pending, None)
             s.info.pop(self._noted, None)
+            s.info.pop(WRITTEN_KEY, None)
 
     def actual(self) -> list[Entry]:
         with self.app.app_context():

@@ -27,6 +27,8 @@ manifest = crm_core.Manifest(
 
 VETOED_NAME = "VETO ME"
 VETO_MESSAGE = "The test plugin refuses customers named VETO ME"
+#: A gadget with this name cannot change customers: merging its customer away fails.
+BOLTED_NAME = "BOLTED"
 
 
 @crm_core.hookimpl
@@ -111,7 +113,40 @@ def on_event(event: crm_core.Event) -> None:
 
 
 @crm_core.hookimpl
+def merge_records(model: str, survivor: Any, loser: Any) -> int | None:
+    """A merged customer's gadgets go to the customer that remains, one ORM write each."""
+    from .models import Gadget
+
+    if model != "customer":
+        return None
+    query = select(Gadget).where(Gadget.customer_id == loser.id).order_by(Gadget.id)
+    moved = 0
+    for gadget in crm_core.session().scalars(query).all():
+        if gadget.name == BOLTED_NAME:
+            raise RuntimeError(f"gadget {gadget.id} is bolted to customer {loser.id}")
+        gadget.customer_id = survivor.id
+        moved += 1
+    return moved
+
+
+@crm_core.hookimpl
 def validate_change(change: crm_core.Change) -> str | None:
     if change.model == "customer" and getattr(change.record, "name", None) == VETOED_NAME:
         return VETO_MESSAGE
     return None
+
+
+@crm_core.hookimpl
+def register_importers() -> list[crm_core.ImportSpec]:
+    """Gadgets come in from spreadsheets too, matched by name."""
+    from .models import Gadget
+
+    return [
+        crm_core.ImportSpec(
+            name="gadget",
+            model=Gadget,
+            keys=("name",),
+            labels={"name": "名称", "customer": "客户"},
+            label="Gadgets",
+        )
+    ]
