@@ -15,6 +15,7 @@ from .plugins.manifest import Manifest, ManifestError  # noqa: E402
 from .specs import (  # noqa: E402
     ApiSpec,
     Change,
+    ChannelSpec,
     Event,
     EventTypeSpec,
     ImportSpec,
@@ -35,6 +36,7 @@ __all__ = [
     "ApiSpec",
     "BusinessMixin",
     "Change",
+    "ChannelSpec",
     "ConflictError",
     "CrmError",
     "CrmInterface",

@@ -33,6 +33,9 @@ from .privacy import hooks as privacy_hooks
 from .security import audit, auth_hooks, encryption, encryption_hooks, reveal, rules
 from .security import headers as security_headers
 from .web import errors, gating, openapi
+from .workflow.approvals import hooks as approval_hooks
+from .workflow.assignment import hooks as assignment_hooks
+from .workflow.notifications import hooks as notification_hooks
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,9 @@ CORE_PARTS = {
     "imports": import_hooks,
     "quality": quality_hooks,
     "export": export_hooks,
+    "notifications": notification_hooks,
+    "assignment": assignment_hooks,
+    "approvals": approval_hooks,
 }
 
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .specs import (
         ApiSpec,
         Change,
+        ChannelSpec,
         Event,
         EventTypeSpec,
         ImportSpec,
@@ -111,6 +112,14 @@ def register_picklists() -> list[PicklistSpec]:
 def register_importers() -> list[ImportSpec]:
     """Return the models whose records admins may import from CSV and XLSX files (``crm
     import`` and Data → Import), with the keys a re-import matches existing records by."""
+
+
+@hookspec
+def register_notification_channels() -> list[ChannelSpec]:
+    """Return notification channels (``ChannelSpec``) users may choose for their
+    notifications besides the inbox; the core registers e-mail and the WeChat Work, DingTalk
+    and Feishu robots this way. Called once while the app is built; a channel of a disabled
+    plugin is not offered and its pending deliveries wait until it is enabled again."""
 
 
 @hookspec

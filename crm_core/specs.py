@@ -208,3 +208,21 @@ class ImportSpec:
     #: Words accepted for a column's stored values: ``{"kind": {"企业": "company"}}``.
     aliases: dict[str, dict[str, str]] = field(default_factory=dict)
     label: Any = None
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    """A way of delivering notifications besides the in-app inbox (``register_notification_
+    channels``): e-mail, a messaging-app robot, SMS.
+
+    ``send(message)`` delivers one :class:`crm_core.workflow.notifications.channels.Message`
+    after commit, outside the user's transaction; raising makes the delivery retry with
+    back-off until it gives up, and the error shows on the delivery log. ``configured()``
+    says whether an admin has set the channel up; users may only pick configured channels.
+    ``send=None`` marks a channel that only stores (the inbox).
+    """
+
+    name: str
+    label: Any = ""
+    send: Callable[[Any], None] | None = None
+    configured: Callable[[], bool] = lambda: True

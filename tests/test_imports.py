@@ -330,3 +330,18 @@ def test_an_import_killed_halfway_finishes_on_the_next_run_with_every_row_once(
         job = session().scalars(select(engine.ImportJob)).one()
         assert (job.status, job.created, job.failed) == ("done", total, 0)
     assert codes == total and created == total
+
+
+def test_a_written_batch_is_not_committed_before_its_checkpoint(app, fields, tmp_path):
+    """What makes a killed import safe: a batch's records stay in the batch's transaction
+    (on SQLite too, where a savepoint opened first would commit on its own)."""
+    path = _write_csv(tmp_path / "atomic.csv", _rows(30))
+    job_id = _job(app, path, key="code")
+    with app.app_context():
+        job = session().get(engine.ImportJob, job_id)
+        checker = engine._checker(job, None)
+        source = engine.Source(engine.stored_file(job), job.file_format, job.encoding)
+        results = engine._write_batch(checker, list(source.rows()), job_id)
+        assert [r.outcome for r in results] == ["created"] * 30
+        session().rollback()  # the process dies before the checkpoint's commit
+    assert _count(app) == 0

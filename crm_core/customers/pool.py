@@ -11,7 +11,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from ..db import session, utcnow
-from ..errors import ConflictError, FieldError
+from ..errors import ConflictError, FieldError, VetoError
 from ..events.outbox import emit
 from ..security import rules
 from ..settings.store import get_setting
@@ -52,13 +52,15 @@ def reclaim_idle(_app: Any = None) -> dict[str, int]:
     """Return to the pool every owned customer with no activity for the configured days.
 
     Works in batches by id so a million customers never load at once; each batch commits.
+    A customer a module refuses to change (``validate_change``: one waiting for an approval)
+    keeps its owner and is counted as ``kept``.
     """
     days = int(get_setting(RECLAIM_DAYS))
     if days <= 0:
         return {"reclaimed": 0}
     cutoff = utcnow() - timedelta(days=days)
     s = session()
-    reclaimed = 0
+    reclaimed = kept = 0
     last_id = 0
     while True:
         batch = s.scalars(
@@ -74,16 +76,36 @@ def reclaim_idle(_app: Any = None) -> dict[str, int]:
         ).all()
         if not batch:
             break
-        for customer in batch:
-            previous = customer.owner_id
-            customer.owner_id = None
-            customer.pooled_at = utcnow()
-            emit(
-                s,
-                "customer.released",
-                {"id": customer.id, "previous_owner_id": previous, "reason": "idle"},
-            )
         last_id = batch[-1].id
-        reclaimed += len(batch)
+        try:
+            for customer in batch:
+                _release_idle(s, customer)
+            s.flush()
+        except VetoError:
+            # A module keeps one of them (a customer waiting for an approval is locked):
+            # release the others one by one and leave the kept ones with their owners.
+            s.rollback()
+            released = 0
+            for customer in s.scalars(
+                select(Customer).where(Customer.id.in_([c.id for c in batch]))
+            ).all():
+                try:
+                    with s.begin_nested():
+                        _release_idle(s, customer)
+                    released += 1
+                except VetoError:
+                    kept += 1
+            reclaimed += released
+        else:
+            reclaimed += len(batch)
         s.commit()
-    return {"reclaimed": reclaimed}
+    return {"reclaimed": reclaimed, "kept": kept}
+
+
+def _release_idle(s: Any, customer: Customer) -> None:
+    previous = customer.owner_id
+    customer.owner_id = None
+    customer.pooled_at = utcnow()
+    emit(
+        s, "customer.released", {"id": customer.id, "previous_owner_id": previous, "reason": "idle"}
+    )

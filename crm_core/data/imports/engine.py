@@ -380,7 +380,7 @@ def run_job(job_id: int, progress: Progress | None = None) -> ImportJob:
             source = Source(stored_file(job), job.file_format, job.encoding)
             done = max(job.next_row - 2, 0)
             for batch in _batches(source, job.next_row):
-                results = _write_batch(checker, batch)
+                results = _write_batch(checker, batch, job_id)
                 job = session.get(ImportJob, job_id)  # type: ignore[assignment]
                 assert job is not None
                 session.add_all(_problems(job, results, dry_run=False))
@@ -429,11 +429,20 @@ def _write(checker: RowChecker, rows: list[Any], written: list[bulk.Written]) ->
     return results
 
 
-def _write_batch(checker: RowChecker, batch: list[Any]) -> list[RowResult]:
+def _write_batch(checker: RowChecker, batch: list[Any], job_id: int) -> list[RowResult]:
     """Check and write one batch at once; if the database refuses it (a constraint the
     checks could not foresee, a record changed meanwhile), row by row, each in its own
-    savepoint, so only the rows at fault are refused."""
+    savepoint, so only the rows at fault are refused. Nothing is committed here: the caller
+    commits the batch with its checkpoint."""
     session = current_session()
+    # The job's heartbeat first: on SQLite this write is what opens the transaction, so the
+    # savepoints below nest in it (a savepoint opened first would commit on release).
+    session.execute(
+        update(ImportJob)
+        .where(ImportJob.id == job_id)
+        .values(updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
     written: list[bulk.Written] = []
     try:
         with session.begin_nested():

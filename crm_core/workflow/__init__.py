@@ -1,0 +1,1 @@
+"""Workflow: notifications, assignment rules, approvals and automation rules."""
