@@ -176,7 +176,7 @@ def test_a_member_at_capacity_is_skipped_and_archived_records_do_not_count(app, 
         assert owners == [org["sh_li"], org["sh_zhang"], org["sh_li"], org["sh_zhang"]]
         customer, result = _assign_new("再来一个")
         assert result.outcome == "over_capacity" and customer.owner_id is None
-        assert [c.reason for c in result.candidates] == ["At capacity (2)"] * 3
+        assert [c.reason for c in result.candidates] == ["已达上限（2）"] * 3
 
 
 def test_outside_working_hours_the_next_rule_or_the_pool_takes_over(app, org):

@@ -324,12 +324,19 @@ def _user(job: ImportJob) -> Any:
     return current_session().get(User, job.user_id) if job.user_id else None
 
 
-def check_job(job_id: int, progress: Progress | None = None) -> ImportJob:
-    """The dry run: every row checked as the import would, nothing written but the problems
-    found (``dry_run`` problems, replacing an earlier check's) and the figures."""
-    session = current_session()
+def claim_check(job_id: int) -> None:
+    """Mark ``job_id`` as being checked by this process (before a thread runs the check)."""
     if not _claim(job_id, ("new", "checked", "failed"), "checking"):
         raise ImportJobError(_("Import %(id)s is running; wait for it to finish.", id=job_id))
+
+
+def check_job(job_id: int, progress: Progress | None = None, *, claimed: bool = False) -> ImportJob:
+    """The dry run: every row checked as the import would, nothing written but the problems
+    found (``dry_run`` problems, replacing an earlier check's) and the figures. ``claimed``:
+    :func:`claim_check` was called already."""
+    session = current_session()
+    if not claimed:
+        claim_check(job_id)
     job = session.get(ImportJob, job_id)
     assert job is not None
     user = _user(job)

@@ -54,7 +54,7 @@ def _run_in_background(kind: str, job_id: int) -> None:
         with app.app_context():
             try:
                 if kind == "check":
-                    engine.check_job(job_id)
+                    engine.check_job(job_id, claimed=True)
                 else:
                     engine.run_job(job_id)
             except CrmError as exc:
@@ -276,7 +276,12 @@ class ImportView(BaseView):
         if job.status not in ("new", "checked", "failed") or job.next_row > 2:
             flash(_("This import has started; check the rows of a new one."), "warning")
         else:
-            _run_in_background("check", job.id)
+            try:
+                engine.claim_check(job.id)  # the page shows "checking" from the start
+            except CrmError as exc:
+                flash(str(exc), "warning")
+            else:
+                _run_in_background("check", job.id)
         return redirect(url_for("ImportView.show", job_id=job.id))
 
     @expose("/<int:job_id>/start", methods=["POST"])

@@ -12,6 +12,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from ...db import session
+from ...errors import FieldError
 from ...web.display import display_datetime
 from . import inbox
 from .models import Notification, NotificationPreference
@@ -23,8 +24,14 @@ PREFERENCES = "Notification settings"
 
 
 def _int_arg(name: str) -> int | None:
+    """A position argument (``before``): none, or a whole number in range; anything else is
+    refused naming the argument."""
     value = request.args.get(name, "")
-    return int(value) if value.isdigit() else None
+    if value == "":
+        return None
+    if not value.isascii() or not value.isdigit() or int(value) >= 2**31:
+        raise FieldError({name: [_("Enter a whole number.")]})
+    return int(value)
 
 
 def _safe_next(url: str | None) -> str | None:
@@ -45,7 +52,11 @@ class InboxView(BaseView):
     @expose("/")
     @has_access
     def list(self):  # type: ignore[no-untyped-def]
-        before = _int_arg("before")
+        try:
+            before = _int_arg("before")
+        except FieldError:
+            flash(_("Enter a whole number."), "danger")
+            before = None
         unread_only = request.args.get("unread") == "1"
         rows = inbox.page(session(), int(current_user.id), before, unread_only)
         more = len(rows) == inbox.PAGE_SIZE
@@ -187,8 +198,12 @@ class NotificationApi(BaseApi):
           responses:
             200: {description: "result: the notifications; unread: count; next_before"}
         """
-        uid = int(current_user.id)
-        rows = inbox.page(session(), uid, _int_arg("before"), request.args.get("unread") == "1")
+        uid = int(self.appbuilder.sm.current_user.id)  # session or JWT
+        try:
+            before = _int_arg("before")
+        except FieldError as exc:
+            return self.response_400(message=exc.messages)
+        rows = inbox.page(session(), uid, before, request.args.get("unread") == "1")
         more = len(rows) == inbox.PAGE_SIZE
         return self.response(
             200,
@@ -208,7 +223,7 @@ class NotificationApi(BaseApi):
             200: {description: "unread: the caller's unread count"}
             404: {description: no such notification of the caller}
         """
-        uid = int(current_user.id)
+        uid = int(self.appbuilder.sm.current_user.id)  # session or JWT
         row = session().scalar(
             select(Notification).where(Notification.id == pk, Notification.user_id == uid)
         )
@@ -228,7 +243,7 @@ class NotificationApi(BaseApi):
           responses:
             200: {description: "marked: how many; unread: 0"}
         """
-        uid = int(current_user.id)
+        uid = int(self.appbuilder.sm.current_user.id)  # session or JWT
         marked = inbox.mark_read(session(), uid)
         session().commit()
         return self.response(200, marked=marked, unread=0)
