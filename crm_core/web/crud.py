@@ -12,17 +12,18 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
-from flask import abort, flash, g, has_request_context, redirect, request
+from flask import abort, flash, g, has_request_context, redirect, request, url_for
 from flask_appbuilder import ModelRestApi, ModelView
 from flask_appbuilder.actions import action
 from flask_appbuilder.api import expose, merge_response_func, safe
 from flask_appbuilder.api.schemas import get_list_schema
+from flask_appbuilder.baseviews import expose as expose_view
 from flask_appbuilder.exceptions import (
     FABException,
     InvalidColumnArgsFABException,
     InvalidOrderByColumnFABException,
 )
-from flask_appbuilder.security.decorators import permission_name, protect
+from flask_appbuilder.security.decorators import has_access, permission_name, protect
 from flask_appbuilder.urltools import (
     get_filter_args,
     get_order_args,
@@ -30,6 +31,7 @@ from flask_appbuilder.urltools import (
     get_page_size_args,
 )
 from flask_appbuilder.widgets import ListWidget
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from marshmallow import ValidationError
 from sqlalchemy import inspect
@@ -463,6 +465,29 @@ class CrmModelView(ModelView):
             if field in form:
                 form[field].data = masking.mask(kind, form[field].data)
 
+    @expose_view("/list/")
+    @has_access
+    def list(self):  # type: ignore[no-untyped-def]
+        """FAB's list; a filter value that does not fit its field (``owner=abc``) is named in
+        the user's language and the list shown without filters (FAB flashed its exception)."""
+        self.update_redirect()
+        try:
+            widgets = self._list()
+        except FABException:
+            names = dict.fromkeys(
+                k.split("_", 3)[-1] for k in request.args if k.startswith("_flt_")
+            )
+            fields = "、".join(str(self.label_columns.get(n) or n) for n in names)
+            flash(
+                _(
+                    "A filter of the list holds a value that does not fit its field (%(fields)s).",
+                    fields=fields,
+                ),
+                "warning",
+            )
+            return redirect(url_for(f"{self.endpoint}.list"))
+        return self.render_template(self.list_template, title=self.list_title, widgets=widgets)
+
     def _get_list_widget(  # type: ignore[no-untyped-def]
         self,
         filters,
@@ -486,8 +511,12 @@ class CrmModelView(ModelView):
         shown = self._layout()  # the columns and default order of the user's layout
         list_columns = shown.list_columns if shown is not None else self.list_columns
         base_order = shown.base_order if shown is not None else self.base_order
+        if order_column and order_column not in self.order_columns:
+            order_column = ""  # a link made up by hand: the list's own order instead
         if not order_column and base_order:
             order_column, order_direction = base_order
+        if order_direction not in ("asc", "desc"):
+            order_direction = "asc"
         joined_filters = filters.get_joined_filters(self._base_filters)
         eager = tuple(c for c in list_columns if self.datamodel.is_relation_many_to_one(c))
         result = self.datamodel.query_page(
