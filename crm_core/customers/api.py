@@ -12,7 +12,8 @@ from . import pool
 from .models import Contact, Customer, Tag, new_customer_code
 from .search import CONTACT_PREFIX_SEARCH, CUSTOMER_PREFIX_SEARCH
 
-_CUSTOMER_WRITE = [
+#: The customer columns the API writes (and a merge chooses between, less code and custom).
+CUSTOMER_WRITE = [
     "code",
     "name",
     "kind",
@@ -61,15 +62,15 @@ class CustomerApi(CrmModelRestApi):
     ]
     show_columns = [
         "id",
-        *_CUSTOMER_WRITE,
+        *CUSTOMER_WRITE,
         "active",
         "last_activity_at",
         "created_at",
         "updated_at",
         "version",
     ]
-    add_columns = _CUSTOMER_WRITE
-    edit_columns = _CUSTOMER_WRITE
+    add_columns = CUSTOMER_WRITE
+    edit_columns = CUSTOMER_WRITE
     search_columns = [
         "code",
         "name",

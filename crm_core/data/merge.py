@@ -33,6 +33,7 @@ from flask_babel import gettext as _
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
+from ..customers.api import CUSTOMER_WRITE
 from ..customers.models import Customer
 from ..errors import CrmError, FieldError, PermissionDenied
 from ..events.outbox import emit
@@ -47,27 +48,9 @@ log = logging.getLogger(__name__)
 EVENT = "customer.merged"
 MOVE_BATCH = 500
 SURVIVOR, LOSER = "survivor", "loser"
-#: The customer fields a merge offers a choice for, in form order (custom fields follow).
-FIELDS = (
-    "name",
-    "kind",
-    "phone",
-    "email",
-    "website",
-    "province",
-    "city",
-    "district",
-    "address",
-    "industry",
-    "source",
-    "tier",
-    "lifecycle_stage",
-    "uscc",
-    "credit_limit",
-    "owner_id",
-    "team_id",
-    "notes",
-)
+#: The customer fields a merge offers a choice for, in form order (custom fields follow):
+#: those the API writes, less the code (the survivor keeps its own) and the custom values.
+FIELDS = tuple(f for f in CUSTOMER_WRITE if f not in ("code", "custom"))
 #: Fields an empty survivor value is not filled from the loser for (who owns the customer
 #: changes only when a reviewer says so).
 NOT_FILLED = frozenset({"owner_id", "team_id"})

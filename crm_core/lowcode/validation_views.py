@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_appbuilder.fieldwidgets import BS3TextAreaFieldWidget, Select2Widget
+from flask_appbuilder.fieldwidgets import Select2Widget
 from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_pgettext
-from wtforms import BooleanField, IntegerField, SelectField, TextAreaField, ValidationError
-from wtforms.validators import DataRequired, Optional
+from wtforms import BooleanField, IntegerField, SelectField, ValidationError
+from wtforms.validators import Optional
 
 from ..web.crud import CrmInterface, CrmModelView
 from . import conditions as cond
+from .condition_form import condition_fields
 from .validation import CHECKS, JOINS, RULE_FIELDS, ValidationRule, rule_models, rule_problems
 
 LABELS = {
@@ -90,20 +91,8 @@ class ValidationRuleView(CrmModelView):
 
     def _init_forms(self) -> None:
         fields = {
-            "model": SelectField(
-                LABELS["model"],
-                choices=rule_models,  # type: ignore[arg-type]
-                validators=[DataRequired()],
-                widget=Select2Widget(),
-            ),
-            "join": SelectField(
-                LABELS["join"], choices=list(JOINS.items()), widget=Select2Widget()
-            ),
-            "conditions": TextAreaField(
-                LABELS["conditions"],
-                description=self.description_columns["conditions"],
-                validators=[RuleIsUsable()],
-                widget=BS3TextAreaFieldWidget(),
+            **condition_fields(
+                LABELS, rule_models, self.description_columns["conditions"], RuleIsUsable()
             ),
             "check": SelectField(
                 LABELS["check"], choices=list(CHECKS.items()), widget=Select2Widget()

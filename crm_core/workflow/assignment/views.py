@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import abort, request
 from flask_appbuilder import expose, has_access
-from flask_appbuilder.fieldwidgets import BS3TextAreaFieldWidget, Select2Widget
+from flask_appbuilder.fieldwidgets import Select2Widget
 from flask_appbuilder.security.decorators import permission_name
 from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_pgettext
@@ -15,13 +15,13 @@ from wtforms import (
     IntegerField,
     SelectField,
     StringField,
-    TextAreaField,
     ValidationError,
 )
-from wtforms.validators import DataRequired, NumberRange, Optional
+from wtforms.validators import NumberRange, Optional
 
 from ...db import session
 from ...lowcode import conditions as cond
+from ...lowcode.condition_form import condition_fields
 from ...lowcode.validation import JOINS
 from ...web.crud import CrmInterface, CrmModelView
 from . import hours
@@ -151,20 +151,11 @@ class AssignmentRuleView(CrmModelView):
 
     def _init_forms(self) -> None:
         fields = {
-            "model": SelectField(
-                LABELS["model"],
-                choices=model_choices,  # type: ignore[arg-type]
-                validators=[DataRequired()],
-                widget=Select2Widget(),
-            ),
-            "join": SelectField(
-                LABELS["join"], choices=list(JOINS.items()), widget=Select2Widget()
-            ),
-            "conditions": TextAreaField(
-                LABELS["conditions"],
-                description=self.description_columns["conditions"],
-                validators=[ConditionsAreUsable()],
-                widget=BS3TextAreaFieldWidget(),
+            **condition_fields(
+                LABELS,
+                model_choices,
+                self.description_columns["conditions"],
+                ConditionsAreUsable(),
             ),
             "strategy": SelectField(
                 LABELS["strategy"],
