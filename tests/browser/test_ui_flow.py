@@ -70,6 +70,8 @@ def _search_customers(ui: UI) -> list[int]:
     assert operation.endswith("开头是"), operation
     page.fill("#filter_form input[name=_flt_0_name]", "上海")
     page.locator("#filter_form button[type=submit]", has_text="搜索").click()
+    # The click navigates: wait for the filtered list (the page before it counts as loaded).
+    page.wait_for_url("**/customers/list/?*_flt_0_name=*")
     page.wait_for_load_state()
     assert "_flt_0_name=" in page.url, page.url
     names = page.locator("table.table-hover tbody tr td:nth-child(4)").all_inner_texts()
