@@ -10,12 +10,13 @@ import signal
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from helpers import add_customer, define_field
 from openpyxl import Workbook
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, insert, select
 
 from crm_core.customers.models import Contact, Customer
 from crm_core.data.imports import engine
@@ -24,6 +25,7 @@ from crm_core.data.imports.models import ImportProblem
 from crm_core.data.imports.report import error_report_csv
 from crm_core.data.imports.targets import fields_of, specs
 from crm_core.db import session
+from crm_core.events.models import OutboxEvent
 from crm_core.lowcode.duplicates import DuplicateRule
 from crm_core.security.audit import AuditLog
 from crm_core.testing.plugin import user_id
@@ -345,3 +347,58 @@ def test_a_written_batch_is_not_committed_before_its_checkpoint(app, fields, tmp
         assert [r.outcome for r in results] == ["created"] * 30
         session().rollback()  # the process dies before the checkpoint's commit
     assert _count(app) == 0
+
+
+def test_imported_records_are_stored_as_sqlalchemy_stores_them(app, fields, tmp_path):
+    """New records are written past the ORM (COPY on PostgreSQL): each column holds what
+    SQLAlchemy's own insert of the same values leaves, awkward text included, and each record
+    has its audit entry (checked by the suite) and its created event."""
+    notes = '第一行\n第二行\t制表符 \\N 反斜杠\\ "引号"'
+    header = ["客户编号", "客户名称", "手机", "信用额度", "备注", "微信号"]
+    path = tmp_path / "odd.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerow(
+            ["ODD0001", "奇怪字符有限公司", "13900001234", "1,234.5", notes, "wx\\a\tb"]
+        )
+        writer.writerow(["ODD0002", "没有自定义有限公司", "", "", "", ""])
+    with app.app_context():
+        job = engine.run_job(_job(app, path, key="code"))
+        assert (job.created, job.failed) == (2, 0)
+    table = Customer.__table__
+    with app.app_context():
+        s = session()
+        for code in ("ODD0001", "ODD0002"):
+            stored = s.execute(select(table).where(table.c.code == code)).mappings().one()
+            reference = {k: v for k, v in stored.items() if k != "id"} | {"code": f"REF{code}"}
+            s.execute(insert(table), [reference])
+        compared = [c for c in table.c if c.key not in ("id", "code")]
+        forms = {
+            code: s.execute(
+                select(*(cast(c, Text) for c in compared), table.c.custom.is_(None)).where(
+                    table.c.code == code
+                )
+            ).one()
+            for code in ("ODD0001", "REFODD0001", "ODD0002", "REFODD0002")
+        }
+        odd = s.scalar(select(Customer).where(Customer.code == "ODD0001"))
+        assert (odd.notes, odd.credit_limit, odd.custom) == (
+            notes,
+            Decimal("1234.50"),
+            {"wechat_id": "wx\\a\tb"},
+        )
+        events = s.execute(
+            select(OutboxEvent.type, OutboxEvent.payload).order_by(OutboxEvent.id)
+        ).all()
+        ids = s.scalars(
+            select(Customer.id)
+            .where(Customer.code.in_(["ODD0001", "ODD0002"]))
+            .order_by(Customer.id)
+        ).all()
+        s.rollback()
+    assert forms["ODD0001"] == forms["REFODD0001"]
+    assert forms["ODD0002"] == forms["REFODD0002"]
+    assert [(t, p) for t, p in events if t == "customer.created"] == [
+        ("customer.created", {"id": i}) for i in ids
+    ]

@@ -1,13 +1,15 @@
 """Import jobs: create one from a file, check it (dry run), run it in batches, resume it.
 
-Each batch of :data:`BATCH` rows is checked row by row (:mod:`.rows`), then its accepted records
-are written in one flush and committed together with the rows' problems and the job's new
-checkpoint (``next_row``). A process killed mid-file leaves the job ``running`` at its last
+Each batch of :data:`BATCH` rows is checked (:mod:`.rows`, column by column where it can), then
+its accepted records are written and committed together with the rows' problems and the job's
+new checkpoint (``next_row``). A process killed mid-file leaves the job ``running`` at its last
 checkpoint; running the job again (``crm import`` with the same file, or the scheduler's
 ``core.imports`` job once the heartbeat is stale) goes on from there, and because re-imported
 rows are matched by the job's key, even a batch written twice would create nothing twice.
-Writes go through the ORM, so every record is audited (channel ``import``, as the importing
-user) and emits its domain event like any other write.
+New records go in with multi-row inserts (:mod:`.bulk`, ``COPY`` on PostgreSQL) together with
+their audit entries (channel ``import``, as the importing user) and domain events, as an ORM
+write would leave them; changed records and models with encrypted custom fields go through the
+ORM.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from ...security import rules
 from ...security.audit import audit_channel
 from . import bulk
 from . import mapping as column_mapping
+from .collector import older_objects_set_aside
 from .models import ImportJob, ImportProblem
 from .rows import RowChecker, RowResult, _messages
 from .source import Source, checksum, file_format
@@ -346,7 +349,7 @@ def check_job(job_id: int, progress: Progress | None = None, *, claimed: bool = 
     session.commit()
     totals = {"created": 0, "updated": 0, "unchanged": 0, "failed": 0, "warned": 0}
     done = 0
-    with rules.acting_as(user), picklists.read_once():
+    with rules.acting_as(user), picklists.read_once(), older_objects_set_aside():
         checker = _checker(job, user)
         source = Source(stored_file(job), job.file_format, job.encoding)
         checker.dry_run = True
@@ -382,7 +385,12 @@ def run_job(job_id: int, progress: Progress | None = None) -> ImportJob:
     assert job is not None
     user = _user(job)
     try:
-        with rules.acting_as(user), audit_channel("import"), picklists.read_once():
+        with (
+            rules.acting_as(user),
+            audit_channel("import"),
+            picklists.read_once(),
+            older_objects_set_aside(),
+        ):
             checker = _checker(job, user)
             source = Source(stored_file(job), job.file_format, job.encoding)
             done = max(job.next_row - 2, 0)

@@ -20,16 +20,22 @@ from sqlalchemy import inspect
 from ...errors import FieldError
 
 
+@cache
+def _fixed_defaults(model: Any) -> tuple[Any, dict[str, Any]]:
+    mapper: Any = inspect(model)
+    values = {}
+    for prop in mapper.column_attrs:
+        default = prop.columns[0].default
+        values[prop.key] = default.arg if default is not None and default.is_scalar else None
+    return mapper.class_manager, values
+
+
 def new_object(model: type) -> Any:
     """A transient instance of ``model`` with its columns' fixed defaults (``kind`` =
     company, ``active``) in place, as the record will be stored."""
-    mapper: Any = inspect(model)
-    obj = mapper.class_manager.new_instance()
-    values = obj.__dict__
-    for prop in mapper.column_attrs:
-        column = prop.columns[0]
-        default = column.default
-        values[prop.key] = default.arg if default is not None and default.is_scalar else None
+    manager, values = _fixed_defaults(model)
+    obj = manager.new_instance()
+    obj.__dict__.update(values)
     return obj
 
 
@@ -37,6 +43,11 @@ def new_object(model: type) -> Any:
 def _validators(model: Any) -> dict[str, Any]:
     mapper: Any = inspect(model)
     return {key: found[0] for key, found in mapper.validators.items()}
+
+
+def validators(model: type) -> dict[str, Any]:
+    """The model's ``@validates`` functions by attribute key."""
+    return _validators(model)  # type: ignore[no-any-return]
 
 
 def validator(model: type, key: str) -> Any:
@@ -58,35 +69,61 @@ def link(obj: Any, relationship: str, record: Any) -> None:
     obj.__dict__[relationship] = record
 
 
+@cache
+def _required(model: Any) -> tuple[tuple[str, bool], ...]:
+    """The columns a new record must have and nothing fills: ``(key, has a validator)``."""
+    mapper: Any = inspect(model)
+    return tuple(
+        (prop.key, prop.key in mapper.validators)
+        for prop in mapper.column_attrs
+        if not (
+            prop.columns[0].primary_key
+            or prop.columns[0].nullable
+            or prop.columns[0].default is not None
+            or prop.columns[0].server_default is not None
+        )
+    )
+
+
 def complete(obj: Any) -> list[tuple[str, str]]:
     """Fill what a new record must have and nobody gave: a validator may supply it (a
     generated customer code) or refuse (a name is required); a required column without
     either is reported."""
-    mapper: Any = inspect(type(obj))
+    model: Any = obj.__class__
+    found = obj.__dict__
     problems: list[tuple[str, str]] = []
-    for prop in mapper.column_attrs:
-        column = prop.columns[0]
-        if (
-            column.primary_key
-            or column.nullable
-            or column.default is not None
-            or column.server_default is not None
-            or obj.__dict__.get(prop.key) not in (None, "")
-        ):
+    for key, validated in _required(model):
+        if found.get(key) not in (None, ""):
             continue
-        if prop.key in mapper.validators:
+        if validated:
             try:
-                put(obj, prop.key, None)
+                put(obj, key, None)
             except FieldError as exc:
                 problems.extend(
                     (name, " ".join(str(m) for m in msgs)) for name, msgs in exc.messages.items()
                 )
         else:
-            problems.append((prop.key, _("This field is required.")))
+            problems.append((key, _("This field is required.")))
     return problems
+
+
+@cache
+def column_keys(model: Any) -> tuple[str, ...]:
+    """The attribute keys of ``model``'s columns, in mapper order."""
+    mapper: Any = inspect(model)
+    return tuple(prop.key for prop in mapper.column_attrs)
 
 
 def values(obj: Any) -> dict[str, Any]:
     """The column values of a quietly built object, by attribute key."""
-    mapper: Any = inspect(type(obj))
-    return {prop.key: obj.__dict__.get(prop.key) for prop in mapper.column_attrs}
+    found = obj.__dict__
+    model: Any = obj.__class__
+    return {key: found.get(key) for key in column_keys(model)}
+
+
+def rows(objs: list[Any], leave_out: str) -> list[dict[str, Any]]:
+    """The column values of quietly built objects of one model, less the column
+    ``leave_out`` (the key the database numbers)."""
+    model: Any = objs[0].__class__
+    keys = [key for key in column_keys(model) if key != leave_out]
+    return [{key: found.get(key) for key in keys} for found in (obj.__dict__ for obj in objs)]

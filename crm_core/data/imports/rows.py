@@ -27,9 +27,9 @@ from ...lowcode.fields import custom_column
 from ...lowcode.live import PREFIX
 from ...security import rules
 from ...specs import Change
-from . import bulk, quiet
+from . import bulk, cells, quiet
 from .source import Row
-from .targets import ImportField, convert_cell, custom_cell
+from .targets import ImportField
 
 
 @dataclass
@@ -96,6 +96,15 @@ class RowChecker:
         self.bulk = bulk.eligible(model)
         #: Whether any module vets writes (``validate_change``): else no change is built.
         self.vetoes = bool(self.registry.pm.hook.validate_change.get_hookimpls())
+        self.spec = rules._spec_or_none(model)
+        self.validators = quiet.validators(model)
+        #: The file's columns, read a column at a time (:mod:`.cells`).
+        self.columns = [
+            cells.column(position, f, self._error_name(f), self._picklist_value)
+            for position, f in self.mapping.items()
+        ]
+        #: The record rules of this call of :meth:`check` (read once per batch).
+        self.current_rules: Any = None
 
     # ------------------------------------------------------------------ cells
 
@@ -110,27 +119,6 @@ class RowChecker:
                         known.setdefault(word.strip().lower(), option.value)
             self._picklists[f.picklist] = known
         return known.get(text.strip().lower(), text.strip())
-
-    def _parse(self, row: Row, result: RowResult) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for position, f in self.mapping.items():
-            text = row.cells[position].strip() if position < len(row.cells) else ""
-            if not text:
-                values[f.key] = None
-                continue
-            try:
-                if f.kind == "custom":
-                    assert f.definition is not None
-                    values[f.key] = custom_cell(f.definition, text)
-                elif f.kind == "link":
-                    values[f.key] = text
-                elif f.picklist:
-                    values[f.key] = self._picklist_value(f, text)
-                else:
-                    values[f.key] = convert_cell(f, text)
-            except ValueError as exc:
-                result.errors.append((self._error_name(f), str(exc)))
-        return values
 
     def _error_name(self, f: ImportField) -> str:
         if f.kind == "custom":
@@ -248,7 +236,9 @@ class RowChecker:
         written through the ORM, built quietly for :mod:`.bulk` otherwise. Changed records are
         in the session."""
         results = [RowResult(row) for row in rows]
-        parsed = [(r, self._parse(r.row, r)) for r in results]
+        read = cells.read(self.columns, rows, [r.errors for r in results])
+        parsed = list(zip(results, read, strict=True))
+        self.current_rules = rules.current_rules()
         self._resolve_links(parsed)
         keys: dict[int, Any] = {}
         if self.key is not None:
@@ -371,12 +361,8 @@ class RowChecker:
                 return
 
     def _may_change(self, record: Any, r: RowResult) -> bool:
-        current = rules.current_rules()
-        if (
-            isinstance(current, rules.UserRules)
-            and rules._spec_or_none(self.model)
-            and not current.may_write(record)
-        ):
+        current = self.current_rules
+        if isinstance(current, rules.UserRules) and self.spec and not current.may_write(record):
             r.errors.append(
                 (
                     self._error_name(self.key),  # type: ignore[arg-type]
@@ -433,13 +419,15 @@ class RowChecker:
                     name = f.link_column or f.key
                     if not any(e[0] == name for e in r.errors):
                         r.errors.append((name, _("This field is required.")))
-            spec = rules._spec_or_none(self.model)
+            spec = self.spec
             if spec and spec.owner and getattr(obj, spec.owner) is None and self.user is not None:
                 setattr(obj, spec.owner, self.user.id)
 
     def _assign_quietly(self, obj: Any, values: dict[str, Any], r: RowResult) -> None:
         """A new record's values for :mod:`.bulk`: validators run, no attribute events."""
         custom_values: dict[str, Any] = {}
+        found = obj.__dict__
+        validators = self.validators
         for key, value in values.items():
             if value is None:
                 continue
@@ -458,15 +446,18 @@ class RowChecker:
                     if f.target is not User:
                         quiet.link(obj, f.key, self._linked(f.target, target_id))
                 else:
-                    quiet.put(obj, key, value)
+                    check = validators.get(key)
+                    found[key] = value if check is None else check(obj, key, value)
             except FieldError as exc:
                 r.errors.extend(_messages(exc))
         if self.custom:
-            obj.__dict__[self.custom] = custom_values or None
-        spec = rules._spec_or_none(self.model)
-        if spec and spec.owner and obj.__dict__.get(spec.owner) is None and self.user is not None:
-            obj.__dict__[spec.owner] = self.user.id
-        r.errors.extend(e for e in quiet.complete(obj) if not any(x[0] == e[0] for x in r.errors))
+            found[self.custom] = custom_values or None
+        spec = self.spec
+        if spec and spec.owner and found.get(spec.owner) is None and self.user is not None:
+            found[spec.owner] = self.user.id
+        problems = quiet.complete(obj)
+        if problems:
+            r.errors.extend(e for e in problems if not any(x[0] == e[0] for x in r.errors))
 
     def _linked(self, target: Any, pk: int) -> Any:
         with self.session.no_autoflush:
@@ -477,24 +468,25 @@ class RowChecker:
         plain = new and self.bulk
         with session.no_autoflush:
             if plain and self.custom:
-                obj.__dict__[self.custom] = (
-                    custom_fields.clean_values(
-                        session,
-                        self.model,
-                        obj.__dict__.get(self.custom),
-                        {},
-                        True,
-                        self.rule_cache,
+                if self._custom_to_check(obj):
+                    obj.__dict__[self.custom] = (
+                        custom_fields.clean_values(
+                            session,
+                            self.model,
+                            obj.__dict__.get(self.custom),
+                            {},
+                            True,
+                            self.rule_cache,
+                        )
+                        or None
                     )
-                    or None
-                )
             else:
                 custom_fields.clean(session, obj, new, self.rule_cache)
             picklists.check(session, obj, new)
             validation.check(session, obj, new, self.validation_cache)
             self._file_duplicates(obj, r, token)
-            current = rules.current_rules()
-            spec = rules._spec_or_none(self.model)
+            current = self.current_rules
+            spec = self.spec
             if (
                 isinstance(current, rules.UserRules)
                 and spec
@@ -513,6 +505,14 @@ class RowChecker:
                 self._veto(obj, "update", r)
                 if r.errors:
                     raise _Refused
+
+    def _custom_to_check(self, obj: Any) -> bool:
+        """Whether a quietly built record's custom values need their checks: it has some,
+        or its model has field definitions (defaults, required fields), or they are unread."""
+        if obj.__dict__.get(self.custom):
+            return True
+        definitions = self.rule_cache.get(self.model.__name__)
+        return definitions is None or bool(definitions)
 
     def _file_duplicates(self, obj: Any, r: RowResult, token: Any) -> None:
         """The exact duplicate rules between rows of the file (the database check cannot see
