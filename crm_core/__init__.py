@@ -13,6 +13,8 @@ from .hookimpl import hookimpl  # noqa: E402
 from .lowcode.column import CustomValues  # noqa: E402
 from .plugins.manifest import Manifest, ManifestError  # noqa: E402
 from .specs import (  # noqa: E402
+    ActionParam,
+    ActionSpec,
     ApiSpec,
     Change,
     ChannelSpec,
@@ -33,6 +35,8 @@ from .specs import (  # noqa: E402
 from .web.crud import CrmInterface, CrmModelRestApi, CrmModelView  # noqa: E402
 
 __all__ = [
+    "ActionParam",
+    "ActionSpec",
     "ApiSpec",
     "BusinessMixin",
     "Change",

@@ -35,6 +35,7 @@ from .security import headers as security_headers
 from .web import errors, gating, openapi
 from .workflow.approvals import hooks as approval_hooks
 from .workflow.assignment import hooks as assignment_hooks
+from .workflow.automation import hooks as automation_hooks
 from .workflow.notifications import hooks as notification_hooks
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ CORE_PARTS = {
     "notifications": notification_hooks,
     "assignment": assignment_hooks,
     "approvals": approval_hooks,
+    "automation": automation_hooks,
 }
 
 

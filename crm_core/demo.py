@@ -233,4 +233,51 @@ def seed_demo(customers: int = 300, seed: int = 2026) -> dict[str, Any]:
         if i % 200 == 199:
             s.commit()
     s.commit()
+    seed_workflow(teams["华东区"].id)
     return {"skipped": False, "users": users}
+
+
+def seed_workflow(team_id: int) -> None:
+    """An assignment rule and an automation rule to show: new manufacturers in Shanghai go to
+    华东区 in turn, each with a first follow-up task due in two days."""
+    from .lowcode import conditions as cond
+    from .workflow.assignment.models import AssignmentRule
+    from .workflow.automation import definitions
+    from .workflow.automation.models import AutomationRule
+
+    s = session()
+    s.add(
+        AssignmentRule(
+            model="Customer",
+            name="上海新客户轮流分配",
+            position=10,
+            active=True,
+            join="all",
+            conditions=cond.as_data(cond.parse("city in 上海市,上海")),
+            team_id=team_id,
+            include_subteams=False,
+            strategy="round_robin",
+            when_unavailable="pool",
+            set_team=True,
+        )
+    )
+    s.flush()
+    data = definitions.normalised(
+        {
+            "label_zh": "上海制造业新客户：分配并安排首次跟进",
+            "label_en": "New manufacturers in Shanghai: assign and plan a first follow-up",
+            "model": "Customer",
+            "trigger": "event",
+            "event_type": "customer.created",
+            "conditions": ["city in 上海市,上海", "industry eq 制造业"],
+            "actions": [
+                {"type": "assign", "params": {"rule": "上海新客户轮流分配"}},
+                {
+                    "type": "create_task",
+                    "params": {"subject": "首次跟进：{{ record.name }}", "due_days": "2"},
+                },
+            ],
+        }
+    )
+    definitions.save(s, AutomationRule(name="shanghai_manufacturing_first_follow_up"), data, None)
+    s.commit()

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from flask import Flask
 
     from .specs import (
+        ActionSpec,
         ApiSpec,
         Change,
         ChannelSpec,
@@ -133,8 +134,11 @@ def register_metrics() -> list[Any]:
 
 
 @hookspec
-def register_automation_actions() -> list[Any]:
-    """Return automation actions this plugin adds to the rule editor."""
+def register_automation_actions() -> list[ActionSpec]:
+    """Return actions (``crm_core.ActionSpec``) automation rules may take besides the core's
+    (set a field, assign, create a task, notify, e-mail, webhook, start an approval). Called
+    once while the app is built; an action of a disabled plugin is not offered, and rules
+    using it fail their runs (logged, retried) until the plugin is enabled again."""
 
 
 @hookspec

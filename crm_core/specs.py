@@ -226,3 +226,38 @@ class ChannelSpec:
     label: Any = ""
     send: Callable[[Any], None] | None = None
     configured: Callable[[], bool] = lambda: True
+
+
+@dataclass(frozen=True)
+class ActionParam:
+    """One setting of an automation action, as the rule editor shows it: ``key = value``
+    lines, ``required`` ones must be there. A ``secret`` one (a signing key) is left out of
+    configuration bundles; importing a bundle keeps the value the rule has."""
+
+    key: str
+    label: Any = ""
+    help: Any = ""
+    required: bool = False
+    secret: bool = False
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """An action automation rules can take (``register_automation_actions``).
+
+    ``run(ctx, params)`` does it for one record inside the rule's transaction (write with
+    ``ctx.session``, do not commit) and returns a line saying what it did; raising rolls
+    the rule's run back and retries it with back-off. ``predict(ctx, params)`` says what it
+    would do, writing nothing (the dry run); ``check(model, params)`` returns what is wrong
+    with the settings in the admin's language. ``ctx`` is a
+    :class:`crm_core.workflow.automation.actions.Context` (rule, record, event, session).
+    ``models`` limits the action to those record types (class names); empty: every type.
+    """
+
+    name: str
+    label: Any
+    run: Callable[[Any, dict[str, str]], str]
+    predict: Callable[[Any, dict[str, str]], str]
+    params: tuple[ActionParam, ...] = ()
+    check: Callable[[type, dict[str, str]], list[str]] | None = None
+    models: tuple[str, ...] = ()

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import signal
 import subprocess
-import sys
 import time
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from helpers import add_customer, define_field
+from helpers import add_customer, crm_process, define_field
 from openpyxl import Workbook
 from sqlalchemy import Text, cast, func, insert, select
 
@@ -267,26 +265,7 @@ def test_a_rep_imports_with_their_own_rights(app, fields, tmp_path):
 
 
 def _crm(app, workdir: Path, *args: str) -> subprocess.Popen[str]:  # type: ignore[no-untyped-def]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_", "FLASK_"))}
-    env.update(
-        CRM_DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
-        CRM_INSTANCE_DIR=str(workdir / "instance"),
-        CRM_FILES_DIR=app.config["CRM_FILES_DIR"],
-        CRM_HOOKS_DIR=str(workdir / "no-hooks"),
-        CRM_PLUGINS="",
-        CRM_SECRET_KEY="test-secret",
-        CRM_IMPORT_BATCH="100",
-        COLUMNS="200",
-    )
-    crm = Path(sys.executable).with_name("crm")
-    return subprocess.Popen(
-        [str(crm), *args],
-        env=env,
-        cwd=workdir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    return crm_process(app, workdir, *args, CRM_IMPORT_BATCH="100")
 
 
 def _checkpoint(app) -> tuple[str, int] | None:  # type: ignore[no-untyped-def]

@@ -24,11 +24,17 @@ from .models import OutboxEvent
 
 _PENDING_KEY = "crm_pending_events"
 NEW_EVENTS_KEY = "crm_new_events"
+#: Set on a session by whatever writes on behalf of a cause (an automation rule's run): every
+#: event emitted meanwhile carries it as ``_cause``, so a rule can tell it triggered itself.
+CAUSE_KEY = "crm_event_cause"
 
 
 def emit(session: Session, type_: str, payload: dict[str, Any]) -> OutboxEvent:
     """Add a domain event to the outbox in ``session``'s transaction; it is dispatched after
     commit. Use for events that are not plain record changes (``lead.converted``)."""
+    cause = session.info.get(CAUSE_KEY)
+    if cause:
+        payload = {**payload, "_cause": cause}
     row = OutboxEvent(type=type_, payload=_jsonable(payload))
     session.add(row)
     session.info.setdefault(NEW_EVENTS_KEY, []).append(row)

@@ -33,6 +33,7 @@ from flask_appbuilder import Model
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
+from . import live
 from .fields import KINDS, NAME, FieldDefinition, custom_column
 from .picklists import Picklist, PicklistValue
 from .validation import RULE_FIELDS
@@ -557,10 +558,12 @@ def apply(session: Session, data: dict[str, Any], *, dry_run: bool = False) -> l
     known = {s.name for s in sections()} | {"crm_config"}
     problems += [f"{name}: unknown section" for name in data if name not in known]
     try:
-        for section in sections():
-            if section.name in data:
-                section.apply(session, data[section.name], changes, problems)
-                session.flush()
+        with live.as_in(session) as reread:  # later sections see the fields added before
+            for section in sections():
+                if section.name in data:
+                    section.apply(session, data[section.name], changes, problems)
+                    session.flush()
+                    reread()
         if problems:
             raise BundleError(problems)
     except Exception:

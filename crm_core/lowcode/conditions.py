@@ -192,9 +192,30 @@ def _parts(c: Condition) -> list[str]:
     return [p.strip() for p in c.value.split(",")] if c.op == "in" else [c.value]
 
 
-def holds(obj: Any, c: Condition) -> bool:
-    """Whether ``obj`` passes condition ``c``."""
-    kind = field_kind(type(obj), c.field) or "text"
+@dataclass(frozen=True)
+class Test:
+    """A condition made ready for one model: its field's kind and its values coerced once
+    (``targets`` is ``None`` when a value is not of the field's kind: the test never holds)."""
+
+    condition: Condition
+    kind: str
+    targets: tuple[Any, ...] | None
+
+
+def prepare(model: type, c: Condition) -> Test:
+    """``c`` ready to test many records of ``model`` (rules that run on every event)."""
+    kind = field_kind(model, c.field) or "text"
+    if kind == "list" or c.op in UNARY:
+        return Test(c, kind, tuple(_parts(c)))
+    try:
+        return Test(c, kind, tuple(coerce(kind, part) for part in _parts(c)))
+    except ValueError:
+        return Test(c, kind, None)
+
+
+def passes(obj: Any, test: Test) -> bool:
+    """Whether ``obj`` passes a prepared condition."""
+    c, kind = test.condition, test.kind
     raw = value_of(obj, c.field)
     empty = raw is None or raw == "" or raw == []
     if c.op == "empty":
@@ -205,17 +226,19 @@ def holds(obj: Any, c: Condition) -> bool:
         return c.op == "ne"
     if kind == "list":
         values = [str(v) for v in raw] if isinstance(raw, list) else [str(raw)]
-        wanted = _parts(c)
+        wanted = test.targets or ()
         if c.op in ("eq", "contains", "in"):
             return any(v in values for v in wanted)
         if c.op == "ne":
             return not any(v in values for v in wanted)
         return False
+    if test.targets is None:
+        return False
     try:
         value = coerce(kind, raw)
-        targets = [coerce(kind, part) for part in _parts(c)]
     except ValueError:
         return False
+    targets = test.targets
     target = targets[0]
     if c.op == "eq":
         return bool(value == target)
@@ -238,6 +261,11 @@ def holds(obj: Any, c: Condition) -> bool:
         )
     except TypeError:
         return False
+
+
+def holds(obj: Any, c: Condition) -> bool:
+    """Whether ``obj`` passes condition ``c``."""
+    return passes(obj, prepare(type(obj), c))
 
 
 def all_hold(obj: Any, conditions: list[Condition], join: str = "all") -> bool:

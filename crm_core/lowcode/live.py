@@ -13,7 +13,9 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,8 +88,39 @@ def current(model: type | str) -> list[FieldDefinition]:
     """The active custom fields of ``model`` as this app last read them, in form order.
     The objects are detached copies: read them, never change them."""
     name = model if isinstance(model, str) else model.__name__
+    pending = _pending.get()
+    if pending is not None:
+        return pending.get(name, [])
     state = _state()
     return state.definitions.get(name, []) if state else []
+
+
+#: The definitions as a session sees them, uncommitted ones included (:func:`as_in`).
+_pending: ContextVar[dict[str, list[FieldDefinition]] | None] = ContextVar(
+    "crm_pending_definitions", default=None
+)
+
+
+@contextmanager
+def as_in(session: Session) -> Iterator[Callable[[], None]]:
+    """Inside the block, :func:`current` answers from ``session``'s view of the definitions,
+    those it wrote and has not committed included (a configuration bundle adding a field and
+    a rule that names it). The block gets a function to call after writing definitions."""
+
+    def reread() -> None:
+        query = select(FieldDefinition).where(FieldDefinition.active.is_(True))
+        rows = session.scalars(query.order_by(FieldDefinition.position, FieldDefinition.id))
+        by_model: dict[str, list[FieldDefinition]] = {}
+        for row in rows:
+            by_model.setdefault(row.model, []).append(row)
+        _pending.set(by_model)
+
+    token = _pending.set(None)
+    try:
+        reread()
+        yield reread
+    finally:
+        _pending.reset(token)
 
 
 VERSION_KEY = "lowcode.definitions_version"

@@ -44,7 +44,7 @@ from ..db import utcnow
 from ..errors import CrmError
 from .encrypted_copies import protect_changes, reveal_changes
 
-CHANNELS = ("web", "api", "cli", "job", "import", "system")
+CHANNELS = ("web", "api", "cli", "job", "import", "automation", "system")
 #: What happened to a business record (one entry per changed record per flush).
 RECORD_OPERATIONS = ("create", "update", "archive", "restore", "delete")
 #: Security events about a user account, written by :func:`write_entry`.
@@ -76,6 +76,7 @@ CHANNEL_LABELS = {
     "cli": lazy_pgettext("audit channel", "Command line"),
     "job": lazy_pgettext("audit channel", "Scheduled job"),
     "import": lazy_pgettext("audit channel", "Import"),
+    "automation": lazy_pgettext("audit channel", "Automation rule"),
     "system": lazy_pgettext("audit channel", "System"),
 }
 #: Columns whose change alone is not worth an entry (bumped by every write).

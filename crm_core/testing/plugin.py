@@ -33,6 +33,7 @@ from ..cli.db import sync_picklists, upgrade_all
 from ..cli.users import ensure_user
 from ..db import session
 from ..plugins.models import PluginState
+from ..workflow.automation import rulecache
 from .audit import AuditCheck
 from .databases import BACKENDS, backend_url, drop, reachable
 
@@ -169,6 +170,7 @@ def reset_database(app: Flask) -> None:
         s.commit()
         sync_picklists()  # the modules' default picklists, as `crm upgrade` leaves them
         app.extensions["crm"].runtime_errors.clear()
+        rulecache.forget()  # the automation rules just deleted must not run on
 
 
 @pytest.fixture

@@ -126,12 +126,12 @@ def assign(
         result = _decide(session, record, rule, now or utcnow(), advance=True)
     with session.no_autoflush:
         if result.assigned:
-            _set_link(session, record, spec.owner or "", result.user_id)
+            set_link(session, record, spec.owner or "", result.user_id)
             if result.team_id is not None and spec.team:
-                _set_link(session, record, spec.team, result.team_id)
+                set_link(session, record, spec.team, result.team_id)
             grant(session, record)
         elif result.pooled and spec.pool:
-            _set_link(session, record, spec.owner or "", None)
+            set_link(session, record, spec.owner or "", None)
             grant(session, record)
     return result
 
@@ -283,7 +283,7 @@ def _check_may_change(record: Any) -> None:
         raise PermissionDenied(str(_l("You may not change this record.")))
 
 
-def _set_link(session: Session, record: Any, column: str, value: int | None) -> None:
+def set_link(session: Session, record: Any, column: str, value: int | None) -> None:
     """Set ``column`` to ``value``, and the many-to-one relationship it backs (which would
     otherwise win at flush, as a form's ``owner`` does) to the matching object."""
     mapper = inspect(type(record))

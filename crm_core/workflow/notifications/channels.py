@@ -56,19 +56,25 @@ def email_configured() -> bool:
 
 def send_email(message: Message) -> None:
     """Send ``message`` to the recipient's address through the configured SMTP server."""
-    host = channel_setting("smtp_host")
-    if not host:
-        raise DeliveryError("SMTP host is not set (Notification channels)")
     if not message.email:
         raise PermanentDeliveryError(f"{message.recipient} has no e-mail address")
-    mail = EmailMessage()
-    mail["Subject"] = message.title
-    mail["From"] = channel_setting("smtp_sender") or channel_setting("smtp_user") or "crm@localhost"
-    mail["To"] = message.email
     text = message.body
     if message.url:
         text = f"{text}\n\n{message.url}" if text else message.url
-    mail.set_content(text or message.title)
+    send_mail([message.email], message.title, text or message.title)
+
+
+def send_mail(to: list[str], subject: str, text: str) -> None:
+    """Send a plain-text e-mail (UTF-8) to the addresses ``to`` through the SMTP server set
+    up under Notification channels; automation rules' e-mails go out this way too."""
+    host = channel_setting("smtp_host")
+    if not host:
+        raise DeliveryError("SMTP host is not set (Notification channels)")
+    mail = EmailMessage()
+    mail["Subject"] = subject
+    mail["From"] = channel_setting("smtp_sender") or channel_setting("smtp_user") or "crm@localhost"
+    mail["To"] = ", ".join(to)
+    mail.set_content(text)
     port = int(channel_setting("smtp_port") or 25)
     timeout = float(channel_setting("timeout") or 10)
     smtp_class = smtplib.SMTP_SSL if channel_setting("smtp_security") == "ssl" else smtplib.SMTP

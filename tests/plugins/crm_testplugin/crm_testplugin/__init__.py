@@ -1,7 +1,7 @@
 """A small but complete CRM plugin, built as a wheel and pip-installed by the core's tests.
 
 It uses only what ``crm_core`` exports: a model with its own migrations, a screen, an API, a
-customer panel, timeline entries, an event handler and a validation rule.
+customer panel, timeline entries, an event handler, a validation rule and an automation action.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ manifest = crm_core.Manifest(
     description="Gadgets of customers (used by the core's tests)",
 )
 
+#: The automation action that gives the rule's customer a gadget.
+GADGET_ACTION = "tp_add_gadget"
 VETOED_NAME = "VETO ME"
 VETO_MESSAGE = "The test plugin refuses customers named VETO ME"
 #: A gadget with this name cannot change customers: merging its customer away fails.
@@ -148,5 +150,32 @@ def register_importers() -> list[crm_core.ImportSpec]:
             keys=("name",),
             labels={"name": "名称", "customer": "客户"},
             label="Gadgets",
+        )
+    ]
+
+
+def _add_gadget(ctx: Any, params: dict[str, str], write: bool) -> str:
+    """Give the rule's customer a gadget named by ``name`` (filled from the record)."""
+    from .models import Gadget
+
+    name = ctx.render(params.get("name"))[:100]
+    if write:
+        ctx.session.add(Gadget(name=name, customer_id=ctx.record.id))
+    return f"Gadget {name} for {ctx.record.name}"
+
+
+@crm_core.hookimpl
+def register_automation_actions() -> list[crm_core.ActionSpec]:
+    """Automation rules may give a customer a gadget."""
+    return [
+        crm_core.ActionSpec(
+            GADGET_ACTION,
+            "Add a gadget",
+            run=lambda ctx, p: _add_gadget(ctx, p, write=True),
+            predict=lambda ctx, p: _add_gadget(ctx, p, write=False),
+            params=(
+                crm_core.ActionParam("name", "Name", "may use {{ record.name }}", required=True),
+            ),
+            models=("Customer",),
         )
     ]
