@@ -56,6 +56,9 @@ def test_rep_reads_masked_values_everywhere(app, customer):
     assert "138****5678" in html and "13812345678" not in html and "138 1234 5678" not in html
     page = rep.get(f"/customer/{customer}").get_data(as_text=True)
     assert "139****4321" in page and "139 8765 4321" not in page
+    # a masked column left empty (李娜 has no e-mail) is an empty cell, not the word None
+    contacts = rep.get("/contacts/list/").get_data(as_text=True)
+    assert "李娜" in contacts and "139****4321" in contacts and ">None<" not in contacts
 
 
 @pytest.mark.parametrize("role", ["Admin", "Integration"])

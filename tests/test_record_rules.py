@@ -105,9 +105,18 @@ def test_search_and_pickers_stay_inside_the_rules(app, org):
     q = {"filters": [{"col": "name", "opr": "sw", "value": "上海"}]}
     found = rep.get("/api/v1/customer/?q=" + prison.dumps(q)).get_json()
     assert found["ids"] == [org.own] and found["count"] == 1
-    # The customer picker of the contact form offers only customers the rep may see.
-    form = rep.get("/contacts/add").get_data(as_text=True)
-    assert "上海浦东华信贸易有限公司" in form and "广州天河南粤食品有限公司" not in form
+    # The customer picker of the contact form offers only customers the rep may see,
+    # searched by prefix or fetched by number, and refuses one the rep may not see.
+    offered = {o["text"] for o in rep.get("/pick/customer?q=").get_json()["results"]}
+    assert "上海浦东华信贸易有限公司" in offered and "广州天河南粤食品有限公司" not in offered
+    assert rep.get("/pick/customer?q=上海浦东").get_json()["results"][0]["id"] == org.own
+    assert rep.get(f"/pick/customer?id={org.south}").get_json()["results"] == []
+    refused = rep.post("/contacts/add", data={"customer": str(org.south), "name": "钱进"})
+    assert "Choose a record from the list." in refused.get_data(as_text=True) or (
+        "请从列表中选择" in refused.get_data(as_text=True)
+    )
+    with app.app_context():
+        assert session().scalar(select(Contact).where(Contact.name == "钱进")) is None
 
 
 def test_contacts_follow_their_customer(app, org):

@@ -20,6 +20,7 @@ from ..settings.models import Setting
 from ..settings.views import SettingsView
 from ..specs import ApiSpec, JobSpec, ViewSpec
 from ..web.anchor_job import refresh_list_anchors
+from ..web.pickers import RecordPickerView
 from .models import PluginState
 from .views import ModulesView
 
@@ -53,6 +54,7 @@ def register_views() -> list[ViewSpec]:
         ViewSpec(AuditLogView, "Audit log", _l("Audit log"), icon="fa-user-secret", **ADMIN),
         ViewSpec(RecordRuleView, "Record rules", _l("Record rules"), icon="fa-filter", **ADMIN),
         ViewSpec(RevealView, "Sensitive fields"),
+        ViewSpec(RecordPickerView, "Record pickers"),
     ]
 
 

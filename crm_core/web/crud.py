@@ -44,6 +44,7 @@ from ..lowcode import query as custom_query
 from ..lowcode import schemas as custom_schemas
 from ..lowcode.fields import custom_column
 from ..security import masking
+from . import pickers
 from .listing import CursorError, ListingInterface
 from .rison import rison
 from .search import PrefixNormaliser
@@ -169,6 +170,7 @@ class CrmModelView(ModelView):
 
     def __init__(self, **kwargs: Any) -> None:
         self._bind_picklists()
+        self._bind_pickers()
         sensitive = masking.sensitive_fields(self.datamodel.obj)
         if sensitive:
             formatters: dict[str, Any] = dict(getattr(self, "formatters_columns", None) or {})
@@ -221,6 +223,19 @@ class CrmModelView(ModelView):
         self.formatters_columns = formatters
         for kind in ("add", "edit", "search"):
             setattr(self, f"{kind}_form_extra_fields", extra[kind])
+
+    def _bind_pickers(self) -> None:
+        """Links to records that may number millions (a contact's customer) are picked by
+        typing on forms and in filters, not chosen from a select of every record
+        (:mod:`crm_core.web.pickers`)."""
+        labels = getattr(self, "label_columns", None) or {}
+        model = self.datamodel.obj
+        for kind in ("add", "edit", "search"):
+            columns = list(getattr(self, f"{kind}_columns", None) or [])
+            extra = dict(getattr(self, f"{kind}_form_extra_fields", None) or {})
+            for name, field in pickers.picker_fields(model, columns, labels).items():
+                extra.setdefault(name, field)
+            setattr(self, f"{kind}_form_extra_fields", extra)
 
     def refresh_custom_fields(self) -> None:
         """Add the model's current custom fields to the forms, show page, list filters and
@@ -596,7 +611,9 @@ def _masking_formatter(kind: str, inner: Any) -> Any:
     def formatter(value: Any) -> Any:
         if masking.masked_for_user():
             value = masking.mask(kind, value)
-        return inner(value) if inner else value
+        if inner:
+            return inner(value)
+        return "" if value is None else value  # a list prints a formatter's None as "None"
 
     return formatter
 

@@ -351,7 +351,7 @@ def _addresses(ctx: Context, text: str | None) -> list[str]:
 
 def _email(ctx: Context, params: dict[str, str], write: bool) -> str:
     to = _addresses(ctx, params.get("to"))
-    subject = ctx.render(params.get("subject"))
+    subject = " ".join(ctx.render(params.get("subject")).split())  # a header is one line
     if write:
         if not to:
             raise FieldError({"to": [str(_l("The e-mail has no recipient address."))]})
