@@ -415,11 +415,15 @@ def _action_permissions(view: Any, name: str) -> list[tuple[str, str]]:
 
 
 def _pickers(view: Any, ruled: dict[str, type]) -> dict[str, str]:
-    """Relationship fields of the add form (or ``add_columns`` of an API) to ruled models."""
+    """Relationship fields of the add form (or ``add_columns`` of an API) to ruled models:
+    FAB's selects and the CRM's record pickers (:mod:`crm_core.web.pickers`)."""
+    from ..web.pickers import RecordPickerField
+
     out: dict[str, str] = {}
     extra = getattr(view, "add_form_extra_fields", None) or {}
     for column in getattr(view, "add_columns", None) or []:
-        if column in extra or not view.datamodel.is_relation(column):
+        picker = getattr(extra.get(column), "field_class", None) is RecordPickerField
+        if (column in extra and not picker) or not view.datamodel.is_relation(column):
             continue
         related = view.datamodel.get_related_model(column)
         name = str(related.__name__)
@@ -668,6 +672,13 @@ _COUNT = re.compile(r"(?:记录数|Record Count)\s*:\s*(?:</?\w+[^>]*>\s*)*(\d+)
 _SELECT = re.compile(r"<select\b([^>]*)>(.*?)</select>", re.S)
 _OPTION = re.compile(r'<option\b[^>]*\bvalue="([^"]*)"')
 _NAME = re.compile(r'\bname="([^"]+)"')
+
+
+#: A record picker on a form: its field name and the address it asks (either order).
+_PICKER_URL = re.compile(
+    r'<select(?=[^>]*class="[^"]*crm-record-picker)(?=[^>]*\bname="([^"]+)")'
+    r'(?=[^>]*\bdata-url="([^"]+)")[^>]*>'
+)
 
 
 def _options(html: str) -> dict[str, set[int]]:
@@ -1113,8 +1124,32 @@ class _Run:
             self.screen_records(ep)
         if ep.pickers:
             status, _needed, response = self.get(ep, "add", f"{route}/add")
-            offered = _options(response.get_data(as_text=True)) if status == "allowed" else {}
+            offered: dict[str, set[int]] = {}
+            if status == "allowed":
+                offered = self.offered(response.get_data(as_text=True), self.client)
             self.pickers(ep, "add", status, offered)
+
+    def offered(self, html: str, client: FlaskClient) -> dict[str, set[int]]:
+        """The ids a form offers per field: its selects' options, and what each record
+        picker's address gives ``client``."""
+        found = _options(html)
+        for column, url in _PICKER_URL.findall(html):
+            found[column] = self.picked(url, client)
+        return found
+
+    def picked(self, url: str, client: FlaskClient) -> set[int]:
+        """Every id a record picker offers (``/pick/<name>``, page by page), none when the
+        role may not ask it."""
+        ids: set[int] = set()
+        for page in range(1, 100):
+            response = client.get(url, query_string={"q": "", "page": page})
+            if response.status_code != 200:
+                return ids
+            data = response.get_json()
+            ids |= {int(item["id"]) for item in data["results"]}
+            if not data["pagination"]["more"]:
+                return ids
+        return ids
 
     def rows(self, ep: Endpoint, html: str) -> set[int]:
         """Ids of a list page's rows: their show, edit and delete links and action boxes, and
@@ -1206,7 +1241,7 @@ class _Run:
             if ep.kind == "screen" and ep.pickers:
                 response = client.get(f"{ep.view.route_base}/add")
                 if response.status_code == 200:
-                    options = _options(response.get_data(as_text=True))
+                    options = self.offered(response.get_data(as_text=True), client)
                     for column in ep.pickers:
                         self.base_options[(ep.name, column)] = options.get(column, set())
         for key, ids in list(self.base_lists.items()) + list(self.base_options.items()):
