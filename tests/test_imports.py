@@ -381,3 +381,39 @@ def test_imported_records_are_stored_as_sqlalchemy_stores_them(app, fields, tmp_
     assert [(t, p) for t, p in events if t == "customer.created"] == [
         ("customer.created", {"id": i}) for i in ids
     ]
+
+
+def test_a_reimport_updates_only_the_rows_that_change_their_records(app, fields, tmp_path):
+    first = _write_csv(tmp_path / "first.csv", _rows(40))
+    with app.app_context():
+        assert engine.run_job(_job(app, first, key="code")).created == 40
+    rows = _rows(40)
+    rows[3][1] = "杭州改名3号贸易有限公司"  # a column
+    rows[5][8] = "C 级"  # a custom value, by its label
+    rows[7][2] = "139 0000 0007"  # the stored phone, typed another way: no change
+    again = [*rows, [*rows[10][:4], "宁波", *rows[10][5:]]]  # a key twice, the second moves it
+    path = _write_csv(tmp_path / "again.csv", again)
+    with app.app_context():
+        job = engine.run_job(_job(app, path, key="code"))
+        assert (job.created, job.updated, job.unchanged, job.failed) == (0, 3, 38, 0)
+        versions = dict(session().execute(select(Customer.code, Customer.version)).tuples().all())
+        assert {code for code, version in versions.items() if version > 1} == {
+            "I0000003",
+            "I0000005",
+            "I0000010",
+        }
+        changed = {
+            c.code: (c.name, c.city, c.custom["grade"])
+            for c in session().scalars(
+                select(Customer).where(Customer.code.in_(["I0000003", "I0000005", "I0000010"]))
+            )
+        }
+        assert changed == {
+            "I0000003": ("杭州改名3号贸易有限公司", "杭州", "A"),
+            "I0000005": ("杭州测试5号贸易有限公司", "杭州", "C"),
+            "I0000010": ("杭州测试10号贸易有限公司", "宁波", "B"),
+        }
+        updates = session().scalar(
+            select(func.count()).select_from(AuditLog).where(AuditLog.operation == "update")
+        )
+        assert updates == 3

@@ -22,6 +22,7 @@ from ...db import utcnow
 from ...events.models import OutboxEvent
 from ...events.outbox import _jsonable
 from ...lowcode import live
+from ...lowcode.fields import custom_column
 from ...security import audit
 from ...security.audit import AuditLog
 from ...security.encrypted_copies import protect_changes
@@ -47,14 +48,19 @@ def eligible(model: type) -> bool:
 _PLAIN = (str, int, float, bool)
 
 
-def _created_changes(model: type, values: dict[str, Any]) -> dict[str, list[Any]]:
-    """The audit diff of a created record: every set column but the bookkeeping ones."""
-    changes = {
-        key: [None, value if isinstance(value, _PLAIN) else _jsonable(value)]
-        for key, value in values.items()
-        if key != "id" and key not in audit.IGNORED_FIELDS and value not in (None, "")
-    }
-    return protect_changes(model, changes)
+def _created_changes(model: type, rows: list[dict[str, Any]]) -> list[dict[str, list[Any]]]:
+    """The audit diffs of created records: every set column but the bookkeeping ones."""
+    column = custom_column(model)
+    skip = {"id", *audit.IGNORED_FIELDS}
+    out = []
+    for row in rows:
+        changes = {
+            key: [None, value if isinstance(value, _PLAIN) else _jsonable(value)]
+            for key, value in row.items()
+            if value is not None and value != "" and key not in skip
+        }
+        out.append(protect_changes(model, changes) if column in changes else changes)
+    return out
 
 
 def note(session: Session, written: list[Written]) -> None:
@@ -80,30 +86,33 @@ def insert_new(session: Session, model: type, objs: list[Any]) -> Written:
     if prefix is None:
         return (model, ids, rows)
     user_id, username, ip = audit._actor()
-    channel = audit.current_channel()
-    entries = [
+    log_row = writers.template(
+        writers.plan(AuditLog.__table__, connection.dialect),
         {
             "occurred_at": now,
             "user_id": user_id,
             "username": username,
-            "channel": channel,
+            "channel": audit.current_channel(),
             "ip": ip,
             "model": prefix,
-            "record_id": record_id,
             "operation": "create",
-            "changes": _created_changes(model, row),
-        }
-        for record_id, row in zip(ids, rows, strict=True)
-    ]
-    log_plan = writers.plan(AuditLog.__table__, connection.dialect)
-    writers.complete(entries, log_plan.columns)
-    writers.insert_rows(connection, AuditLog.__table__, entries)
-    kind = f"{prefix}.created"
-    events = [
-        {"type": kind, "payload": {"id": record_id}, "occurred_at": now, "dispatched_at": None}
-        for record_id in ids
-    ]
-    event_plan = writers.plan(OutboxEvent.__table__, connection.dialect)
-    writers.complete(events, event_plan.columns)
-    writers.insert_rows(connection, OutboxEvent.__table__, events)
+        },
+        ("record_id", "changes"),
+    )
+    changes = _created_changes(model, rows)
+    writers.insert_values(
+        connection,
+        AuditLog.__table__,
+        [log_row(pair) for pair in zip(ids, changes, strict=True)],
+    )
+    event_row = writers.template(
+        writers.plan(OutboxEvent.__table__, connection.dialect),
+        {"type": f"{prefix}.created", "occurred_at": now, "dispatched_at": None},
+        ("payload",),
+    )
+    writers.insert_values(
+        connection,
+        OutboxEvent.__table__,
+        [event_row(({"id": record_id},)) for record_id in ids],
+    )
     return (model, ids, rows)

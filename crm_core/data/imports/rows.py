@@ -105,6 +105,8 @@ class RowChecker:
         ]
         #: The record rules of this call of :meth:`check` (read once per batch).
         self.current_rules: Any = None
+        #: ``id()`` of this call's stand-ins of records the rows leave unchanged.
+        self.stand_ins: set[int] = set()
 
     # ------------------------------------------------------------------ cells
 
@@ -216,6 +218,95 @@ class RowChecker:
                     out.setdefault(value, record)
         return out
 
+    def _matched(
+        self, parsed: list[tuple[RowResult, dict[str, Any]]], keys: dict[int, Any]
+    ) -> dict[Any, Any]:
+        """The records the batch's keys find. A row that would change nothing in its record
+        (shown by comparing its values with the record's stored columns) gets a stand-in
+        instead: a transient copy holding those columns (see :meth:`_unchanged`); the others
+        get their records, loaded into the session to be changed."""
+        wanted = [k for k in dict.fromkeys(keys.values()) if k is not None]
+        self.stand_ins = set()
+        if not self._compares_plainly() or not wanted:
+            return self._existing(wanted)
+        stand_ins = self._stored(wanted)
+        times: dict[Any, int] = {}
+        for key in keys.values():
+            times[key] = times.get(key, 0) + 1
+        found: dict[Any, Any] = {}
+        for r, values in parsed:
+            key = keys.get(r.row.number)
+            obj = stand_ins.get(key)
+            if obj is not None and times[key] == 1 and self._unchanged(obj, values):
+                found[key] = obj
+        self.stand_ins = {id(obj) for obj in found.values()}
+        rest = [k for k in stand_ins if k not in found]  # a key without a record has none
+        found.update(self._existing(rest))
+        return found
+
+    def _compares_plainly(self) -> bool:
+        """Whether unchanged rows may be told from their stored columns alone: records
+        written with Core statements (no encrypted values), matched by a column or custom
+        value, no record rules limiting what the user may change, file-duplicate rules on
+        the record's own values."""
+        current = self.current_rules
+        return (
+            self.bulk
+            and self.mode != "create"
+            and not (isinstance(current, rules.UserRules) and self.spec)
+            and all("." not in rule.field for rule in self.exact_rules)
+        )
+
+    def _stored(self, keys: list[Any]) -> dict[Any, Any]:
+        """Stand-ins of the records matching ``keys`` (as :meth:`_existing` finds them), built
+        from their stored columns without loading them into the session."""
+        assert self.key is not None
+        mapper: Any = inspect(self.model)
+        props = list(mapper.column_attrs)
+        names = [prop.key for prop in props]
+        column = self._key_column()
+        out: dict[Any, Any] = {}
+        with rules.unrestricted(), self.session.no_autoflush:
+            for start in range(0, len(keys), 500):
+                chunk = [
+                    str(k) if self.key.kind == "custom" else k for k in keys[start : start + 500]
+                ]
+                query: Any = select(*(prop.columns[0] for prop in props)).where(column.in_(chunk))
+                if hasattr(self.model, "active"):
+                    query = query.order_by(self.model.active.desc())  # type: ignore[attr-defined]
+                for row in self.session.execute(query):
+                    obj = quiet.new_object(self.model)
+                    obj.__dict__.update(zip(names, row, strict=True))
+                    out.setdefault(self._record_key(obj), obj)
+        return out
+
+    def _unchanged(self, obj: Any, values: dict[str, Any]) -> bool:
+        """Whether assigning ``values`` (as :meth:`_assign` does) would leave the record
+        whose stored columns ``obj`` holds as it is; ``False`` when in doubt."""
+        found = obj.__dict__
+        custom = (found.get(self.custom) or {}) if self.custom else {}
+        for key, value in values.items():
+            if value is None:
+                continue
+            f = self.by_key[key]
+            if f.kind == "custom":
+                if custom.get(key[len(PREFIX) :]) != value:
+                    return False
+            elif f.kind == "link":
+                target = self._links[f.key].get(value)
+                if target is None or found.get(f.link_column or "") != target:
+                    return False
+            else:
+                check = self.validators.get(key)
+                if check is not None:
+                    try:
+                        value = check(obj, key, value)
+                    except Exception:  # the record's own write reports it
+                        return False
+                if found.get(key) != value:
+                    return False
+        return True
+
     def _record_key(self, record: Any) -> Any:
         assert self.key is not None
         if self.key.kind == "custom":
@@ -244,7 +335,7 @@ class RowChecker:
         if self.key is not None:
             for r, values in parsed:
                 keys[r.row.number] = self._normalised_key(values.get(self.key.key))
-        existing = self._existing([k for k in dict.fromkeys(keys.values()) if k is not None])
+        existing = self._matched(parsed, keys)
         claimed: set[Any] = set()
         fresh: list[tuple[RowResult, Any]] = []
         for index, (r, values) in enumerate(parsed):
@@ -278,6 +369,10 @@ class RowChecker:
         if not new and not self._may_change(record, r):
             return None
         token = ("key", key) if key is not None else ("row", r.row.number)
+        if not new and id(record) in self.stand_ins:
+            r.outcome, r.record = "unchanged", record  # the row says what the record has
+            self._remember(record, r, token)
+            return record
         if new:
             obj = quiet.new_object(self.model) if self.bulk else self.model()
             if not self.bulk:
