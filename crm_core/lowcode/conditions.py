@@ -3,7 +3,7 @@
 A condition names a field of the record — a column (``credit_limit``), a custom field
 (``custom__grade``) or a column of a record it points to (``customer.industry``) — an operator
 and a value. Values are compared in the field's type: numbers as numbers, dates as dates.
-Validation rules use them, and so will automation rules and approvals.
+Validation rules, assignment rules, approvals and automation rules use them.
 
 Operators: ``eq``, ``ne``, ``gt``, ``ge``, ``lt``, ``le``, ``in`` (comma-separated values),
 ``contains``, ``starts_with``, ``empty``, ``not_empty``.

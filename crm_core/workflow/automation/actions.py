@@ -129,6 +129,11 @@ def collect(app: Any) -> None:
     app.extensions["crm_automation_actions"] = found
 
 
+def no_such_action(number: int, name: Any) -> str:
+    """What is said of action ``number`` naming an action no enabled module offers."""
+    return str(_l("Action %(n)s: there is no action %(name)s.", n=number, name=name))
+
+
 def problems(model: type, steps: Iterable[dict[str, Any]]) -> list[str]:
     """What is wrong with a rule's actions on ``model``, each naming the action by number."""
     offered = actions()
@@ -139,15 +144,7 @@ def problems(model: type, steps: Iterable[dict[str, Any]]) -> list[str]:
         spec = offered.get(str(step.get("type") or ""))
         params = step.get("params") or {}
         if spec is None:
-            out.append(
-                str(
-                    _l(
-                        "Action %(n)s: there is no action %(name)s.",
-                        n=number,
-                        name=step.get("type"),
-                    )
-                )
-            )
+            out.append(no_such_action(number, step.get("type")))
             continue
         if spec.models and model.__name__ not in spec.models:
             out.append(

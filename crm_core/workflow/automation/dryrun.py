@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from ...db import session as current_session
 from ...db import utcnow
-from .actions import Context, actions, model_class
+from .actions import Context, actions, model_class, no_such_action
 from .engine import error_text
 from .rulecache import RuleDef
 
@@ -55,15 +55,7 @@ def dry_run(rule: RuleDef, records: list[Any]) -> list[Prediction]:
                 for number, step in enumerate(rule.actions, start=1):
                     spec = offered.get(str(step.get("type")))
                     if spec is None:
-                        lines.append(
-                            str(
-                                _l(
-                                    "Action %(n)s: there is no action %(name)s.",
-                                    n=number,
-                                    name=step.get("type"),
-                                )
-                            )
-                        )
+                        lines.append(no_such_action(number, step.get("type")))
                         continue
                     try:
                         said = spec.predict(ctx, dict(step.get("params") or {}))

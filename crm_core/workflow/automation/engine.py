@@ -38,7 +38,7 @@ from ...security.encrypted_copies import reveal_payload
 from ...security.rules import unrestricted
 from ...specs import Event
 from . import rulecache
-from .actions import Context, actions, model_class
+from .actions import Context, actions, model_class, no_such_action
 from .models import AutomationRule, AutomationRun
 from .rulecache import RuleDef
 
@@ -243,15 +243,7 @@ def _run_actions(ctx: Context, rule: RuleDef) -> list[str]:
     for number, step in enumerate(rule.actions, start=1):
         spec = offered.get(str(step.get("type")))
         if spec is None:
-            raise ActionUnavailable(
-                str(
-                    _l(
-                        "Action %(n)s: there is no action %(name)s.",
-                        n=number,
-                        name=step.get("type"),
-                    )
-                )
-            )
+            raise ActionUnavailable(no_such_action(number, step.get("type")))
         results.append(str(spec.run(ctx, dict(step.get("params") or {}))))
     ctx.session.flush()  # one flush: one audit entry per record the run changed
     return results
