@@ -21,6 +21,25 @@ def session() -> Session:
     return current_app.appbuilder.session  # type: ignore[attr-defined,no-any-return]
 
 
+_classes: tuple[int, dict[str, type]] = (-1, {})
+
+
+def model_class(name: str) -> type | None:
+    """The mapped class called ``name`` (``Customer``), else ``None``; the first mapped when
+    two modules use one name. Read from the mappers again only when their number changes
+    (automation rules ask on every event)."""
+    from flask_appbuilder import Model
+
+    global _classes
+    mappers = Model.registry.mappers
+    if _classes[0] != len(mappers):
+        found: dict[str, type] = {}
+        for mapper in mappers:
+            found.setdefault(mapper.class_.__name__, mapper.class_)
+        _classes = (len(mappers), found)
+    return _classes[1].get(name)
+
+
 class TimestampMixin:
     """``created_at`` and an indexed ``updated_at``, which sync clients query with
     ``updated_since``."""

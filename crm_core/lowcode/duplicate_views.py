@@ -9,6 +9,7 @@ from flask_babel import lazy_gettext as _l
 from wtforms import BooleanField, IntegerField, SelectField, ValidationError
 from wtforms.validators import DataRequired, NumberRange, Optional
 
+from ..db import model_class
 from ..web.crud import CrmInterface, CrmModelView
 from . import conditions as cond
 from .duplicates import ACTIONS, METHODS, DuplicateRule
@@ -28,11 +29,7 @@ LABELS = {
 
 
 def _field_exists(form: Any, field: Any) -> None:
-    from flask_appbuilder import Model
-
-    model = next(
-        (m.class_ for m in Model.registry.mappers if m.class_.__name__ == form.model.data), None
-    )
+    model = model_class(form.model.data or "")
     name = (field.data or "").strip()
     if model is not None and cond.field_kind(model, name) is None:
         raise ValidationError(str(_l("There is no field %(field)s.", field=name)))

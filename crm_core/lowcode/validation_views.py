@@ -10,6 +10,7 @@ from flask_babel import lazy_pgettext
 from wtforms import BooleanField, IntegerField, SelectField, ValidationError
 from wtforms.validators import Optional
 
+from ..db import model_class
 from ..web.crud import CrmInterface, CrmModelView
 from . import conditions as cond
 from .condition_form import condition_fields
@@ -31,12 +32,6 @@ LABELS = {
 }
 
 
-def _model_class(name: str) -> type | None:
-    from flask_appbuilder import Model
-
-    return next((m.class_ for m in Model.registry.mappers if m.class_.__name__ == name), None)
-
-
 class RuleIsUsable:
     """Form validator on the conditions: they parse, and the rule names real fields."""
 
@@ -45,7 +40,7 @@ class RuleIsUsable:
             parsed = cond.parse(field.data or "")
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
-        model = _model_class(form.model.data or "")
+        model = model_class(form.model.data or "")
         if model is None:
             return
         rule = ValidationRule(

@@ -21,7 +21,7 @@ from wtforms import Field
 from wtforms.validators import DataRequired, Optional, StopValidation
 from wtforms.widgets import html_params
 
-from ..db import session
+from ..db import model_class, session
 from .search import starts_with
 
 #: Records a picker offers per page.
@@ -43,11 +43,9 @@ class Picker:
 
     @property
     def model(self) -> type:
-        from flask_appbuilder import Model
-
-        return next(
-            m.class_ for m in Model.registry.mappers if m.class_.__name__ == self.model_name
-        )
+        found = model_class(self.model_name)
+        assert found is not None, self.model_name
+        return found
 
 
 PICKERS = {

@@ -8,10 +8,11 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
+from ...db import model_class
 from ...lowcode import conditions as cond
 from ...lowcode.validation import rule_models
 from . import steps as step_defs
-from .engine import latest_version, model_class
+from .engine import latest_version
 from .models import ApprovalProcess, ApprovalProcessVersion
 
 #: Settings of a process besides its name and steps (its form, and its entry in a bundle).

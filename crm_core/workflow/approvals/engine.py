@@ -20,13 +20,12 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from flask_appbuilder import Model
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session, object_session
 
+from ...db import model_class, utcnow
 from ...db import session as current_session
-from ...db import utcnow
 from ...errors import CrmError, FieldError, PermissionDenied
 from ...events.outbox import emit
 from ...lowcode import conditions as cond
@@ -50,11 +49,6 @@ class ApprovalError(CrmError):
     """An approval that cannot be started or decided, with the reason for the user."""
 
     status = 422
-
-
-def model_class(name: str) -> type | None:
-    """The mapped class called ``name`` (``Customer``), else ``None``."""
-    return next((m.class_ for m in Model.registry.mappers if m.class_.__name__ == name), None)
 
 
 def record_key(record: Any) -> tuple[str, int | None]:

@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
-from ...db import session
+from ...db import model_class, session
 from ...errors import CrmError
 from ...org.display import display_user
 from ...web.write_errors import in_range
@@ -131,7 +131,7 @@ class ApprovalInboxView(BaseView):
         )
         if asked is not None:
             return True
-        cls = engine.model_class(instance.model)
+        cls = model_class(instance.model)
         return cls is not None and s.get(cls, instance.record_id) is not None
 
     @expose("/")
@@ -201,7 +201,7 @@ class ApprovalInboxView(BaseView):
         name = request.form.get("process", "")
         raw = request.form.get("record_id", "")
         process = s.scalar(select(ApprovalProcess).where(ApprovalProcess.name == name))
-        cls = engine.model_class(process.model) if process is not None else None
+        cls = model_class(process.model) if process is not None else None
         pk = int(raw) if raw.isdigit() else None
         if cls is None or pk is None or not in_range(cls.__table__.c.id, pk):  # type: ignore[attr-defined]
             abort(404)

@@ -15,7 +15,6 @@ from decimal import Decimal
 from typing import Any
 
 from flask import current_app
-from flask_appbuilder import Model
 from flask_babel import lazy_gettext as _l
 from jinja2 import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
@@ -171,11 +170,6 @@ def problems(model: type, steps: Iterable[dict[str, Any]]) -> list[str]:
     if count == 0:
         out.append(str(_l("A rule needs at least one action.")))
     return out
-
-
-def model_class(name: str) -> type | None:
-    """The mapped class called ``name`` (``Customer``), else ``None``."""
-    return next((m.class_ for m in Model.registry.mappers if m.class_.__name__ == name), None)
 
 
 def record_url(record: Any) -> str | None:

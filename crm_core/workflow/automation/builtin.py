@@ -14,6 +14,7 @@ import hmac
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -43,6 +44,25 @@ from ..notifications.channels import DeliveryError, send_mail
 from ..notifications.config import channel_setting
 from ..notifications.notify import notify
 from .actions import Context, record_url, record_values
+
+
+def _action(
+    name: str,
+    label: Any,
+    does: Callable[[Context, dict[str, str], bool], str],
+    params: tuple[ActionParam, ...],
+    check: Callable[[type, dict[str, str]], list[str]],
+) -> ActionSpec:
+    """An action whose one function does it (``write``) and, without writing, predicts it."""
+    return ActionSpec(
+        name,
+        label,
+        run=lambda ctx, p: does(ctx, p, True),
+        predict=lambda ctx, p: does(ctx, p, False),
+        params=params,
+        check=check,
+    )
+
 
 #: Who ``to`` may name besides user names (and, for e-mails, addresses).
 PEOPLE_HELP = _l("owner, manager (the owner's manager) or user names, comma-separated")
@@ -160,11 +180,10 @@ def _shown(value: Any) -> str:
     return "—" if value is None or value == "" else str(value)
 
 
-SET_FIELD = ActionSpec(
+SET_FIELD = _action(
     "set_field",
     _l("Set a field"),
-    run=lambda ctx, p: _set(ctx, p, write=True),
-    predict=lambda ctx, p: _set(ctx, p, write=False),
+    _set,
     params=(
         ActionParam("field", _l("Field"), _l("e.g. tier or custom__grade"), required=True),
         ActionParam("value", _l("Value"), _l("empty clears it; may use {{ record.city }}")),
@@ -211,11 +230,10 @@ def _check_assign(model: type, params: dict[str, str]) -> list[str]:
     return []
 
 
-ASSIGN = ActionSpec(
+ASSIGN = _action(
     "assign",
     _l("Assign an owner"),
-    run=lambda ctx, p: _assign(ctx, p, write=True),
-    predict=lambda ctx, p: _assign(ctx, p, write=False),
+    _assign,
     params=(
         ActionParam(
             "rule",
@@ -283,11 +301,10 @@ def _check_task(model: type, params: dict[str, str]) -> list[str]:
     return out + _check_people(current_session(), params.get("owner"))
 
 
-CREATE_TASK = ActionSpec(
+CREATE_TASK = _action(
     "create_task",
     _l("Create a task"),
-    run=lambda ctx, p: _task(ctx, p, write=True),
-    predict=lambda ctx, p: _task(ctx, p, write=False),
+    _task,
     params=(
         ActionParam("subject", _l("Subject"), _l("may use {{ record.name }}"), required=True),
         ActionParam("due_days", _l("Due in days"), _l("e.g. 2; 0: today")),
@@ -319,11 +336,10 @@ def _notify(ctx: Context, params: dict[str, str], write: bool) -> str:
     return str(_l("Notify %(users)s: %(title)s", users=_names(users), title=title))
 
 
-NOTIFY = ActionSpec(
+NOTIFY = _action(
     "notify",
     _l("Notify users"),
-    run=lambda ctx, p: _notify(ctx, p, write=True),
-    predict=lambda ctx, p: _notify(ctx, p, write=False),
+    _notify,
     params=(
         ActionParam("to", _l("To"), PEOPLE_HELP),
         ActionParam("title", _l("Title"), _l("may use {{ record.name }}"), required=True),
@@ -368,11 +384,10 @@ def _check_email(model: type, params: dict[str, str]) -> list[str]:
     return out
 
 
-EMAIL = ActionSpec(
+EMAIL = _action(
     "email",
     _l("Send an e-mail"),
-    run=lambda ctx, p: _email(ctx, p, write=True),
-    predict=lambda ctx, p: _email(ctx, p, write=False),
+    _email,
     params=(
         ActionParam(
             "to",
@@ -429,11 +444,10 @@ def _check_webhook(_model: type, params: dict[str, str]) -> list[str]:
     return []
 
 
-WEBHOOK = ActionSpec(
+WEBHOOK = _action(
     "webhook",
     _l("Call a webhook"),
-    run=lambda ctx, p: _webhook(ctx, p, write=True),
-    predict=lambda ctx, p: _webhook(ctx, p, write=False),
+    _webhook,
     params=(
         ActionParam(
             "url", _l("Address"), _l("https://…; the record is POSTed as JSON"), required=True
@@ -475,11 +489,10 @@ def _check_approval(model: type, params: dict[str, str]) -> list[str]:
     return _check_people(current_session(), params.get("submitter"))
 
 
-START_APPROVAL = ActionSpec(
+START_APPROVAL = _action(
     "start_approval",
     _l("Start an approval"),
-    run=lambda ctx, p: _approval(ctx, p, write=True),
-    predict=lambda ctx, p: _approval(ctx, p, write=False),
+    _approval,
     params=(
         ActionParam("process", _l("Approval process"), _l("its name"), required=True),
         ActionParam("submitter", _l("Submitted by"), _l("owner (default) or a user name")),

@@ -15,6 +15,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ...db import model_class
 from ...lowcode import conditions as cond
 from ...lowcode.validation import rule_models
 from ..assignment import hours
@@ -121,7 +122,7 @@ def problems(data: dict[str, Any]) -> dict[str, list[str]]:
 
     if not data.get("label_zh"):
         say("label_zh", _l("This field is required."))
-    model = action_defs.model_class(str(data.get("model") or ""))
+    model = model_class(str(data.get("model") or ""))
     if model is None or data.get("model") not in dict(rule_models()):
         say("model", _l("Choose a record type."))
         return errors

@@ -8,9 +8,9 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
+from ...db import model_class, utcnow
 from ...db import session as current_session
-from ...db import utcnow
-from .actions import Context, actions, model_class, no_such_action
+from .actions import Context, actions, no_such_action
 from .engine import error_text
 from .rulecache import RuleDef
 

@@ -25,8 +25,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
+from ...db import model_class, utcnow
 from ...db import session as current_session
-from ...db import utcnow
 from ...errors import CrmError
 from ...events.models import OutboxEvent
 from ...events.outbox import CAUSE_KEY, NEW_EVENTS_KEY
@@ -38,7 +38,7 @@ from ...security.encrypted_copies import reveal_payload
 from ...security.rules import unrestricted
 from ...specs import Event
 from . import rulecache
-from .actions import Context, actions, model_class, no_such_action
+from .actions import Context, actions, no_such_action
 from .models import AutomationRule, AutomationRun
 from .rulecache import RuleDef
 

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from ...db import model_class
 from ...lowcode import conditions as cond
 from .models import AutomationRule, AutomationRuleVersion
 
@@ -78,8 +79,6 @@ class RuleDef:
 
 
 def _prepared(model: str, conditions: list[cond.Condition]) -> tuple[cond.Test, ...]:
-    from .actions import model_class
-
     cls = model_class(model)
     return tuple(cond.prepare(cls, c) for c in conditions) if cls is not None else ()
 
@@ -138,8 +137,6 @@ def for_event(session: Session, event_type: str) -> list[RuleDef]:
 
 
 def event_prefix(model: str) -> str | None:
-    from .actions import model_class
-
     cls = model_class(model)
     return getattr(cls, "__crm_event__", None) if cls is not None else None
 

@@ -20,13 +20,12 @@ from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 from sqlalchemy.types import Date, DateTime
 
+from ...db import model_class, utcnow
 from ...db import session as current_session
-from ...db import utcnow
 from ...security.rules import unrestricted
 from ...settings.store import get_setting
 from ..assignment import hours
 from . import rulecache
-from .actions import model_class
 from .engine import execute
 from .models import AutomationClock, AutomationRun
 from .rulecache import RuleDef
