@@ -108,12 +108,7 @@ def as_in(session: Session) -> Iterator[Callable[[], None]]:
     a rule that names it). The block gets a function to call after writing definitions."""
 
     def reread() -> None:
-        query = select(FieldDefinition).where(FieldDefinition.active.is_(True))
-        rows = session.scalars(query.order_by(FieldDefinition.position, FieldDefinition.id))
-        by_model: dict[str, list[FieldDefinition]] = {}
-        for row in rows:
-            by_model.setdefault(row.model, []).append(row)
-        _pending.set(by_model)
+        _pending.set(_by_model(session))
 
     token = _pending.set(None)
     try:
@@ -168,13 +163,18 @@ def install_token() -> None:
 def _read(engine: Any) -> tuple[tuple[Any, ...], dict[str, list[FieldDefinition]]]:
     with Session(engine) as fresh:
         seen = version(fresh)
-        query = select(FieldDefinition).where(FieldDefinition.active.is_(True))
-        rows = fresh.scalars(query.order_by(FieldDefinition.position, FieldDefinition.id)).all()
+        by_model = _by_model(fresh)
         fresh.expunge_all()  # detached, loaded: safe to share between threads
-    by_model: dict[str, list[FieldDefinition]] = {}
-    for row in rows:
-        by_model.setdefault(row.model, []).append(row)
     return seen, by_model
+
+
+def _by_model(session: Session) -> dict[str, list[FieldDefinition]]:
+    """The active definitions ``session`` sees, by model, in form order."""
+    query = select(FieldDefinition).where(FieldDefinition.active.is_(True))
+    by_model: dict[str, list[FieldDefinition]] = {}
+    for row in session.scalars(query.order_by(FieldDefinition.position, FieldDefinition.id)):
+        by_model.setdefault(row.model, []).append(row)
+    return by_model
 
 
 def refresh(app: Flask, *, force: bool = False) -> bool:
