@@ -83,3 +83,42 @@ def configure_engine(engine: Engine) -> None:
         with engine.connect():
             pass
         engine.dialect.supports_sequences = False
+
+
+def statistics_missing(connection: Any, table: str) -> bool:
+    """Whether the query planner has never been given statistics of ``table`` (PostgreSQL
+    before its first ANALYZE, SQLite without a ``sqlite_stat1`` row). MariaDB keeps InnoDB's
+    statistics itself: never missing."""
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        tuples = connection.exec_driver_sql(
+            "SELECT reltuples FROM pg_class WHERE oid = to_regclass(%(t)s)", {"t": table}
+        ).scalar()
+        return tuples is not None and tuples < 0
+    if dialect == "sqlite":
+        present = connection.exec_driver_sql(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'"
+        ).scalar()
+        if not present:
+            return True
+        return not connection.exec_driver_sql(
+            "SELECT 1 FROM sqlite_stat1 WHERE tbl = ? LIMIT 1", (table,)
+        ).scalar()
+    return False
+
+
+def analyze(connection: Any, table: str) -> None:
+    """Refresh the planner's statistics of ``table`` from a sample (a few rows per index on
+    SQLite, PostgreSQL's default sample): a table that grew a lot since its last analysis
+    would otherwise be read with plans made for its old size, such as a full scan in place of
+    an index lookup. MariaDB's ``ANALYZE TABLE`` ends the current transaction: call it between
+    transactions."""
+    dialect = connection.dialect
+    quoted = dialect.identifier_preparer.quote(table)
+    if dialect.name == "sqlite":
+        connection.exec_driver_sql("PRAGMA analysis_limit = 1000")
+        connection.exec_driver_sql(f"ANALYZE {quoted}")
+    elif dialect.name == "postgresql":
+        connection.exec_driver_sql(f"ANALYZE {quoted}")
+    elif dialect.name == "mysql":
+        connection.exec_driver_sql(f"ANALYZE TABLE {quoted}").all()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from helpers import add_customer, crm_process, define_field
 from openpyxl import Workbook
-from sqlalchemy import Text, cast, func, insert, select
+from sqlalchemy import Text, cast, func, insert, select, text
 
 from crm_core.customers.models import Contact, Customer
 from crm_core.data.imports import engine
@@ -22,7 +22,7 @@ from crm_core.data.imports.mapping import suggest
 from crm_core.data.imports.models import ImportProblem
 from crm_core.data.imports.report import error_report_csv
 from crm_core.data.imports.targets import fields_of, specs
-from crm_core.db import session
+from crm_core.db import session, statistics_missing
 from crm_core.events.models import OutboxEvent
 from crm_core.lowcode.duplicates import DuplicateRule
 from crm_core.security.audit import AuditLog
@@ -417,3 +417,46 @@ def test_a_reimport_updates_only_the_rows_that_change_their_records(app, fields,
             select(func.count()).select_from(AuditLog).where(AuditLog.operation == "update")
         )
         assert updates == 3
+
+
+def _planner_rows(connection) -> float | None:  # type: ignore[no-untyped-def]
+    """How many customers the query planner believes there are (``None``: no statistics)."""
+    if statistics_missing(connection, "crm_customer"):
+        return None
+    if connection.dialect.name == "postgresql":
+        return float(
+            connection.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'crm_customer'"))
+        )
+    stats = connection.scalars(
+        text("SELECT stat FROM sqlite_stat1 WHERE tbl = 'crm_customer' AND idx IS NOT NULL")
+    )
+    return max(float(stat.split()[0]) for stat in stats)
+
+
+def test_an_import_keeps_the_query_planner_aware_of_how_big_the_table_grew(
+    app, fields, tmp_path, monkeypatch
+):
+    """Plans made for an empty table read every row for each batch's lookups (PostgreSQL
+    chose a full scan over the phone index for the duplicate rule): the import analyses a
+    table that never was and again as it grows."""
+    with app.app_context():
+        connection = session().connection()
+        if connection.dialect.name == "mysql":
+            pytest.skip("InnoDB keeps its own statistics current")
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                text("UPDATE pg_class SET reltuples = -1 WHERE relname = 'crm_customer'")
+            )
+        elif not statistics_missing(connection, "crm_customer"):
+            connection.execute(text("DELETE FROM sqlite_stat1 WHERE tbl = 'crm_customer'"))
+        session().commit()
+        assert _planner_rows(session().connection()) is None
+        session().rollback()
+    monkeypatch.setitem(app.config, "CRM_IMPORT_BATCH", 500)
+    path = _write_csv(tmp_path / "growth.csv", _rows(2500))
+    job_id = _job(app, path, key="code")
+    with app.app_context():
+        engine.run_job(job_id)
+        believed = _planner_rows(session().connection())
+    assert _count(app) == 2500
+    assert believed is not None and believed >= 2000

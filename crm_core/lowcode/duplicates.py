@@ -163,12 +163,15 @@ def _same(
     wanted = list({v for v in values if v not in (None, "", [])})
     by_value: dict[Any, list[Any]] = {}
     pk: Any = inspect(model).primary_key[0]
+    # Archived records are left out here rather than in SQL: without statistics, SQLite's
+    # planner would read the archive flag's index (every active record) instead of the
+    # field's, and the value finds only a few records anyway.
+    archived = hasattr(model, "active")
     for start in range(0, len(wanted), 500):
         query = select(model, column).where(column.in_(wanted[start : start + 500]))
-        if hasattr(model, "active"):
-            query = query.where(model.active.is_(True))  # type: ignore[attr-defined]
         for record, value in session.execute(query.order_by(pk)):
-            by_value.setdefault(value, []).append(record)
+            if not archived or record.active:
+                by_value.setdefault(value, []).append(record)
     for i, (obj, value) in enumerate(zip(objs, values, strict=True)):
         own = _own_id(obj)
         records = [r for r in by_value.get(value, []) if inspect(r).identity[0] != own]

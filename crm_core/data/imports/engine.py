@@ -41,6 +41,7 @@ from .collector import older_objects_set_aside
 from .models import ImportJob, ImportProblem
 from .rows import RowChecker, RowResult, _messages
 from .source import Source, checksum, file_format
+from .statistics import TableStatistics
 from .targets import ImportField, fields_of, specs
 
 BATCH = 1000
@@ -351,6 +352,9 @@ def check_job(job_id: int, progress: Progress | None = None, *, claimed: bool = 
     done = 0
     with rules.acting_as(user), picklists.read_once(), older_objects_set_aside():
         checker = _checker(job, user)
+        TableStatistics(session, checker.model)
+        job = session.get(ImportJob, job_id)  # type: ignore[assignment]
+        assert job is not None
         source = Source(stored_file(job), job.file_format, job.encoding)
         checker.dry_run = True
         for batch in _batches(source, 2):
@@ -392,6 +396,9 @@ def run_job(job_id: int, progress: Progress | None = None) -> ImportJob:
             older_objects_set_aside(),
         ):
             checker = _checker(job, user)
+            statistics = TableStatistics(session, checker.model)
+            job = session.get(ImportJob, job_id)  # type: ignore[assignment]
+            assert job is not None
             source = Source(stored_file(job), job.file_format, job.encoding)
             done = max(job.next_row - 2, 0)
             for batch in _batches(source, job.next_row):
@@ -399,12 +406,14 @@ def run_job(job_id: int, progress: Progress | None = None) -> ImportJob:
                 job = session.get(ImportJob, job_id)  # type: ignore[assignment]
                 assert job is not None
                 session.add_all(_problems(job, results, dry_run=False))
-                for name, n in _tally(results).items():
+                tally = _tally(results)
+                for name, n in tally.items():
                     setattr(job, name, getattr(job, name) + n)
                 job.next_row = batch[-1].number + 1
                 job.updated_at = utcnow()
                 session.commit()  # the records, their problems and the checkpoint at once
                 checker.committed()
+                statistics.grew(tally["created"])
                 done += len(batch)
                 if progress:
                     progress(done, job.total_rows or done)
