@@ -10,11 +10,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from crm_core.customers.models import Customer
-from crm_core.db import session
-from crm_core.events.dispatch import dispatch_pending
+from crm_core.db import session, utcnow
+from crm_core.events.dispatch import LEASE, dispatch_backlog, dispatch_pending
 from crm_core.events.models import EventDelivery, OutboxEvent
 from crm_core.testing.databases import backend_url
 from crm_core.testing.plugin import login_client, make_test_app
@@ -163,3 +163,88 @@ def test_failing_handler_is_retried_and_others_still_get_the_event(events_app, r
         assert len(calls) == 2 and len(lines(recorder[1])) == 1
     finally:
         registry.pm.unregister(name="flaky_test")
+
+
+def _backlog(app, n: int) -> list[int]:  # type: ignore[no-untyped-def]
+    """``n`` pending ``customer.created`` events written as an import writes them."""
+    with app.app_context():
+        first = (session().scalar(select(func.max(OutboxEvent.id))) or 0) + 1
+        session().execute(
+            insert(OutboxEvent.__table__),
+            [
+                {"type": "customer.created", "payload": {"id": i}, "occurred_at": utcnow()}
+                for i in range(first, first + n)
+            ],
+        )
+        session().commit()
+        return list(
+            session().scalars(
+                select(OutboxEvent.id).where(OutboxEvent.id >= first).order_by(OutboxEvent.id)
+            )
+        )
+
+
+def test_one_run_of_the_dispatch_job_delivers_a_backlog_of_many_pages(events_app, recorder):
+    """An import leaves an event per record: the job drains them all, page after page, and an
+    event waiting for its retry does not hold up the ones behind it."""
+    app, _url = events_app
+    ids = _backlog(app, 2500)
+    with app.app_context():
+        session().add(
+            EventDelivery(
+                event_id=ids[0],
+                handler="recorder",
+                attempts=1,
+                status="pending",
+                last_error="endpoint down",
+                next_attempt_at=utcnow() + LEASE,
+            )
+        )
+        session().commit()
+        assert dispatch_backlog(page=1000) == 2499
+        pending = (
+            session()
+            .scalars(select(OutboxEvent.id).where(OutboxEvent.dispatched_at.is_(None)))
+            .all()
+        )
+    delivered = [int(line.split()[0]) for line in lines(recorder[1])]
+    assert sorted(delivered) == ids[1:]  # each once, the waiting one not yet
+    assert pending == [ids[0]]
+
+
+def test_two_dispatchers_at_once_deliver_each_event_to_each_handler_once(
+    events_app, recorder, tmp_path
+):
+    app, url = events_app
+    ids = _backlog(app, 1500)
+    script = tmp_path / "dispatcher.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            from crm_core.events.dispatch import dispatch_backlog
+            from crm_core.testing.plugin import make_test_app
+
+            app = make_test_app({url!r}, CRM_HOOKS_DIR={str(recorder[0])!r},
+                                CRM_PLUGINS="recorder")
+            with app.app_context():
+                print(dispatch_backlog(page=300))
+            """
+        ),
+        encoding="utf-8",
+    )
+    dispatchers = [
+        subprocess.Popen(
+            [sys.executable, str(script)], env=os.environ.copy(), stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    completed = [int(d.communicate(timeout=300)[0].split()[-1]) for d in dispatchers]
+    assert all(d.returncode == 0 for d in dispatchers)
+    delivered = sorted(int(line.split()[0]) for line in lines(recorder[1]))
+    assert delivered == ids  # every event once, whichever dispatcher made it
+    with app.app_context():
+        assert dispatch_pending() == 0
+        left = session().scalar(
+            select(func.count()).select_from(OutboxEvent).where(OutboxEvent.dispatched_at.is_(None))
+        )
+    assert left == 0 and sum(completed) == len(ids)  # each completed by one of them

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 
-from ..events.dispatch import dispatch_pending
+from ..events.dispatch import dispatch_backlog
 from ..events.models import EventDelivery, OutboxEvent
 from ..hookimpl import hookimpl
 from ..jobs.models import JobRun, SchedulerLease
@@ -64,7 +64,7 @@ def register_apis() -> list[ApiSpec]:
 
 
 def _dispatch_job(_app: Any) -> dict[str, int]:
-    return {"events": dispatch_pending()}
+    return {"events": dispatch_backlog()}
 
 
 @hookimpl
