@@ -118,6 +118,7 @@ def analyze(connection: Any, table: str) -> None:
     if dialect.name == "sqlite":
         connection.exec_driver_sql("PRAGMA analysis_limit = 1000")
         connection.exec_driver_sql(f"ANALYZE {quoted}")
+        connection.exec_driver_sql("PRAGMA analysis_limit = 0")  # the connection's default
     elif dialect.name == "postgresql":
         connection.exec_driver_sql(f"ANALYZE {quoted}")
     elif dialect.name == "mysql":
