@@ -67,6 +67,21 @@ def lines(path: Path) -> list[str]:
     return [line for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
+def _app_script(path: Path, url: str, recorder: tuple[Path, Path], head: str, body: str) -> Path:
+    """A Python script that runs ``body`` in an app context of the test database, with the
+    recorder hook, for a process of its own."""
+    lines_of_body = textwrap.indent(textwrap.dedent(body).strip(), "    ")
+    path.write_text(
+        f"{textwrap.dedent(head).strip()}\n"
+        "from crm_core.testing.plugin import make_test_app\n\n"
+        f"app = make_test_app({url!r}, CRM_HOOKS_DIR={str(recorder[0])!r}, "
+        'CRM_PLUGINS="recorder")\n'
+        f"with app.app_context():\n{lines_of_body}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
 def test_event_is_delivered_after_the_request_commits(events_app, recorder):
     app, _url = events_app
     client = login_client(app, "t_admin")
@@ -94,24 +109,20 @@ def test_failed_write_emits_no_event(events_app, recorder):
 
 def test_killed_between_commit_and_dispatch_loses_no_event(events_app, recorder, tmp_path):
     app, url = events_app
-    script = tmp_path / "writer.py"
-    script.write_text(
-        textwrap.dedent(
-            f"""
-            import os, signal
-            from crm_core.testing.plugin import make_test_app
-            from crm_core.customers.models import Customer
-            from crm_core.db import session
-
-            app = make_test_app({url!r}, CRM_HOOKS_DIR={str(recorder[0])!r},
-                                CRM_PLUGINS="recorder")
-            with app.app_context():
-                session().add(Customer(name="深圳市前海云图科技有限公司", code="KILL-1"))
-                session().commit()
-                os.kill(os.getpid(), signal.SIGKILL)  # dies before anything dispatches
-            """
-        ),
-        encoding="utf-8",
+    script = _app_script(
+        tmp_path / "writer.py",
+        url,
+        recorder,
+        """
+        import os, signal
+        from crm_core.customers.models import Customer
+        from crm_core.db import session
+        """,
+        """
+        session().add(Customer(name="深圳市前海云图科技有限公司", code="KILL-1"))
+        session().commit()
+        os.kill(os.getpid(), signal.SIGKILL)  # dies before anything dispatches
+        """,
     )
     result = subprocess.run([sys.executable, str(script)], env=os.environ.copy(), check=False)
     assert result.returncode == -signal.SIGKILL
@@ -217,20 +228,12 @@ def test_two_dispatchers_at_once_deliver_each_event_to_each_handler_once(
 ):
     app, url = events_app
     ids = _backlog(app, 1500)
-    script = tmp_path / "dispatcher.py"
-    script.write_text(
-        textwrap.dedent(
-            f"""
-            from crm_core.events.dispatch import dispatch_backlog
-            from crm_core.testing.plugin import make_test_app
-
-            app = make_test_app({url!r}, CRM_HOOKS_DIR={str(recorder[0])!r},
-                                CRM_PLUGINS="recorder")
-            with app.app_context():
-                print(dispatch_backlog(page=300))
-            """
-        ),
-        encoding="utf-8",
+    script = _app_script(
+        tmp_path / "dispatcher.py",
+        url,
+        recorder,
+        "from crm_core.events.dispatch import dispatch_backlog",
+        "print(dispatch_backlog(page=300))",
     )
     dispatchers = [
         subprocess.Popen(
