@@ -10,6 +10,7 @@ among themselves, so a customer twice in the file is caught before the database 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,24 +199,28 @@ class RowChecker:
         except (FieldError, AttributeError, TypeError):
             return value
 
-    def _existing(self, keys: list[Any]) -> dict[Any, Any]:
-        """Records matching ``keys``, whoever owns them (a hidden one is reported, never
-        duplicated)."""
-        if self.key is None or not keys:
-            return {}
+    def _matching(self, keys: list[Any], *selected: Any) -> Iterator[Any]:
+        """Rows of ``selected`` for the records whose key is one of ``keys``, 500 keys a query,
+        active records first, whoever owns them (a hidden one is reported, never duplicated)."""
+        assert self.key is not None
         column = self._key_column()
-        out: dict[Any, Any] = {}
         with rules.unrestricted(), self.session.no_autoflush:
             for start in range(0, len(keys), 500):
                 chunk = [
                     str(k) if self.key.kind == "custom" else k for k in keys[start : start + 500]
                 ]
-                query: Any = select(self.model).where(column.in_(chunk))
+                query: Any = select(*selected).where(column.in_(chunk))
                 if hasattr(self.model, "active"):
                     query = query.order_by(self.model.active.desc())  # type: ignore[attr-defined]
-                for record in self.session.scalars(query):
-                    value = self._record_key(record)
-                    out.setdefault(value, record)
+                yield from self.session.execute(query)
+
+    def _existing(self, keys: list[Any]) -> dict[Any, Any]:
+        """Records matching ``keys`` (see :meth:`_matching`), by key."""
+        if self.key is None or not keys:
+            return {}
+        out: dict[Any, Any] = {}
+        for (record,) in self._matching(keys, self.model):
+            out.setdefault(self._record_key(record), record)
         return out
 
     def _matched(
@@ -260,24 +265,14 @@ class RowChecker:
     def _stored(self, keys: list[Any]) -> dict[Any, Any]:
         """Stand-ins of the records matching ``keys`` (as :meth:`_existing` finds them), built
         from their stored columns without loading them into the session."""
-        assert self.key is not None
         mapper: Any = inspect(self.model)
         props = list(mapper.column_attrs)
         names = [prop.key for prop in props]
-        column = self._key_column()
         out: dict[Any, Any] = {}
-        with rules.unrestricted(), self.session.no_autoflush:
-            for start in range(0, len(keys), 500):
-                chunk = [
-                    str(k) if self.key.kind == "custom" else k for k in keys[start : start + 500]
-                ]
-                query: Any = select(*(prop.columns[0] for prop in props)).where(column.in_(chunk))
-                if hasattr(self.model, "active"):
-                    query = query.order_by(self.model.active.desc())  # type: ignore[attr-defined]
-                for row in self.session.execute(query):
-                    obj = quiet.new_object(self.model)
-                    obj.__dict__.update(zip(names, row, strict=True))
-                    out.setdefault(self._record_key(obj), obj)
+        for row in self._matching(keys, *(prop.columns[0] for prop in props)):
+            obj = quiet.new_object(self.model)
+            obj.__dict__.update(zip(names, row, strict=True))
+            out.setdefault(self._record_key(obj), obj)
         return out
 
     def _unchanged(self, obj: Any, values: dict[str, Any]) -> bool:
