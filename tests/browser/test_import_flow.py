@@ -56,10 +56,9 @@ def test_a_rep_imports_a_gbk_file_with_progress_and_refused_rows(ui: UI) -> None
         page.wait_for_selector("#crm-import-job[data-status=done]", timeout=60_000)
         figures = page.locator("#crm-import-figures").inner_text()
         assert f"已新增 {ROWS}" in figures and "被拒绝 2" in figures, figures
-        page.wait_for_function(
-            "document.getElementById('crm-import-bar').getAttribute('aria-valuenow') !== null"
-        )
-        assert page.locator("#crm-import-bar").inner_text() == "100%"
+        bar = page.locator("#crm-import-bar")
+        assert bar.get_attribute("aria-valuenow") == str(ROWS + 2), bar.evaluate("e => e.outerHTML")
+        assert bar.inner_text() == "100%"
 
         with page.expect_download() as download:
             page.locator("a[href*='/report.csv']").click()

@@ -256,6 +256,7 @@ class ImportView(BaseView):
             modes=MODES,
             problems=problems,
             dry_run=dry_run,
+            progress=engine.progress_of(job),
             shown=PROBLEMS_SHOWN,
             labels=labels,
             mapping=sorted((int(p), k) for p, k in job.mapping.items()),
