@@ -30,7 +30,7 @@ from .plugins.discovery import discover
 from .plugins.ordering import resolve
 from .plugins.registry import CrmRegistry
 from .privacy import hooks as privacy_hooks
-from .security import audit, auth_hooks, encryption, encryption_hooks, reveal, rules
+from .security import audit, auth_hooks, encryption, encryption_hooks, names, reveal, rules
 from .security import headers as security_headers
 from .web import errors, gating, openapi
 from .workflow.approvals import hooks as approval_hooks
@@ -124,6 +124,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.jinja_env.globals["crm_display_user"] = display_user
         app.jinja_env.globals["crm_custom_values"] = custom_forms.shown_values
         app.jinja_env.globals["crm_choice"] = custom_forms.choice_label
+        app.jinja_env.filters["role_label"] = names.role_label
+        names.install()  # roles and permissions read in the user's language
         errors.install(app)
         security_headers.install(app)  # cookie flags, CSP and other headers on every response
         _install_after_request_dispatch(app)

@@ -17,7 +17,8 @@ class ViewSpec:
     """A Flask-AppBuilder view class to register, optionally with a menu entry.
 
     ``name`` is the menu entry's internal name (and permission view name); ``label`` is shown, and
-    translated with the plugin's catalog. A view with ``category=None`` gets no menu entry.
+    translated with the plugin's catalog. A view with ``category=None`` gets no menu entry; its
+    label still names its permissions on the roles screen.
     """
 
     view: type
@@ -31,9 +32,13 @@ class ViewSpec:
 
 @dataclass(frozen=True)
 class ApiSpec:
-    """A Flask-AppBuilder ``ModelRestApi`` or ``BaseApi`` class, served under ``/api/v1``."""
+    """A Flask-AppBuilder ``ModelRestApi`` or ``BaseApi`` class, served under ``/api/v1``.
+
+    ``label`` names it on the roles screen; an API of records needs none (it takes the label
+    of the screen of the same records)."""
 
     api: type
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -119,11 +124,17 @@ class RuleSpec:
 @dataclass(frozen=True)
 class RoleSpec:
     """A default role with its permissions as ``(permission, view)`` pairs and its default
-    record rules. ``crm upgrade`` adds what is missing and keeps what admins changed."""
+    record rules. ``crm upgrade`` adds what is missing and keeps what admins changed.
+
+    ``name`` is stored and stays English (record rules, approval steps and ``--role`` use it);
+    ``label`` is what screens show, translated with the plugin's catalog. Several plugins may
+    add permissions to the same role; one label is enough.
+    """
 
     name: str
     permissions: tuple[tuple[str, str], ...] = ()
     rules: tuple[RuleSpec, ...] = ()
+    label: str = ""
 
 
 @dataclass(frozen=True)

@@ -208,7 +208,7 @@ def test_rules_admin_screen(app, admin_client):
     page = admin_client.get("/recordrules/list/")
     assert page.status_code == 200
     text = page.get_data(as_text=True)
-    assert "Sales Rep" in text and "本人的记录" in text
+    assert "销售代表" in text and "本人的记录" in text
 
 
 def test_manager_archives_from_the_list_and_the_pool_screen_archives_only_pooled(app, org):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext
 
 from ..hookimpl import hookimpl
 from ..specs import (
@@ -44,7 +45,7 @@ def register_views() -> list[ViewSpec]:
         ViewSpec(CustomerPoolView, "Shared pool", _l("Shared pool"), icon="fa-water", **menu),
         ViewSpec(ContactView, "Contacts", _l("Contacts"), icon="fa-address-book", **menu),
         ViewSpec(TagView, "Tags", _l("Tags"), icon="fa-tags", **menu),
-        ViewSpec(CustomerPageView, "Customer 360"),
+        ViewSpec(CustomerPageView, "Customer 360", _l("Customer page")),
     ]
 
 
@@ -175,17 +176,33 @@ def register_roles() -> list[RoleSpec]:
     )
     read_all = (RuleSpec("*", "all", "none", pool=True),)
     return [
-        RoleSpec("Sales Manager", manager, (RuleSpec("*", "tree", "tree", pool=True),)),
-        RoleSpec("Sales Rep", rep, (RuleSpec("*", "own", "own", pool=True),)),
+        RoleSpec(
+            "Sales Manager",
+            manager,
+            (RuleSpec("*", "tree", "tree", pool=True),),
+            label=lazy_pgettext("role", "Sales Manager"),
+        ),
+        RoleSpec(
+            "Sales Rep",
+            rep,
+            (RuleSpec("*", "own", "own", pool=True),),
+            label=lazy_pgettext("role", "Sales Rep"),
+        ),
         RoleSpec(
             "Service Agent",
             read + activities_rw + reveal + consents_read,
             (RuleSpec("*", "all", "none", pool=True), RuleSpec("Activity", "all", "own")),
+            label=lazy_pgettext("role", "Service Agent"),
         ),
-        RoleSpec("Marketing", marketing, read_all),
-        RoleSpec("Analyst", read, read_all),
-        RoleSpec("Read-only", read, read_all),
-        RoleSpec("Integration", integration, (RuleSpec("*", "all", "all", pool=True),)),
+        RoleSpec("Marketing", marketing, read_all, label=lazy_pgettext("role", "Marketing")),
+        RoleSpec("Analyst", read, read_all, label=lazy_pgettext("role", "Analyst")),
+        RoleSpec("Read-only", read, read_all, label=lazy_pgettext("role", "Read-only")),
+        RoleSpec(
+            "Integration",
+            integration,
+            (RuleSpec("*", "all", "all", pool=True),),
+            label=lazy_pgettext("role", "Integration (API)"),
+        ),
     ]
 
 

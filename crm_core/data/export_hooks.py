@@ -13,7 +13,7 @@ from .export_views import PERMISSION, ListExportView, add_permission, export_lin
 
 @hookimpl
 def register_views() -> list[ViewSpec]:
-    return [ViewSpec(ListExportView, "List export")]
+    return [ViewSpec(ListExportView, "List export", _l("Export"))]
 
 
 @hookimpl

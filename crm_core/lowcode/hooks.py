@@ -44,7 +44,7 @@ def register_views() -> list[ViewSpec]:
     return [
         _administration(FieldDefinitionView, "Custom fields", _l("Custom fields"), "fa-list-alt"),
         _administration(PicklistView, "Picklists", _l("Picklists"), "fa-list-ol"),
-        ViewSpec(PicklistValueView, "Picklist values"),
+        ViewSpec(PicklistValueView, "Picklist values", _l("Picklist values")),
         _administration(
             ValidationRuleView, "Validation rules", _l("Validation rules"), "fa-check-square"
         ),

@@ -40,7 +40,7 @@ class LayoutIsNew:
 
 
 def _role_name(role: Any) -> str:
-    return role.name if role is not None else str(_l("Every role"))
+    return str(role) if role is not None else str(_l("Every role"))
 
 
 class LayoutView(CrmModelView):

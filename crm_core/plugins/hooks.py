@@ -53,14 +53,14 @@ def register_views() -> list[ViewSpec]:
         ViewSpec(JobRunView, "Job runs", _l("Job runs"), icon="fa-history", **ADMIN),
         ViewSpec(AuditLogView, "Audit log", _l("Audit log"), icon="fa-user-secret", **ADMIN),
         ViewSpec(RecordRuleView, "Record rules", _l("Record rules"), icon="fa-filter", **ADMIN),
-        ViewSpec(RevealView, "Sensitive fields"),
+        ViewSpec(RevealView, "Sensitive fields", _l("Sensitive fields")),
         ViewSpec(RecordPickerView, "Record pickers"),
     ]
 
 
 @hookimpl
 def register_apis() -> list[ApiSpec]:
-    return [ApiSpec(SettingApi), ApiSpec(AuditLogApi)]
+    return [ApiSpec(SettingApi, _l("Settings")), ApiSpec(AuditLogApi)]
 
 
 def _dispatch_job(_app: Any) -> dict[str, int]:

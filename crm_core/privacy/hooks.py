@@ -28,7 +28,7 @@ def register_views() -> list[ViewSpec]:
             category_label=_l("Customers"),
             icon="fa-user-check",
         ),
-        ViewSpec(PersonalDataView, "Personal data"),
+        ViewSpec(PersonalDataView, "Personal data", _l("Personal data")),
     ]
 
 

@@ -22,6 +22,7 @@ from wtforms.validators import DataRequired, NumberRange, Optional
 from ..db import session
 from ..web.display import display_datetime
 from .api_keys import ApiKeyError, create_key, revoke, role_names
+from .names import role_label
 
 
 class ApiKeyForm(DynamicForm):
@@ -83,6 +84,7 @@ class ApiKeyView(ModelView):
         "expires_on": display_datetime,
         "last_used_on": display_datetime,
         "revoked_on": _status,
+        "scopes": role_label,
     }
     base_order = ("id", "desc")
 
@@ -94,7 +96,7 @@ class ApiKeyView(ModelView):
         sm = current_app.appbuilder.sm  # type: ignore[attr-defined]
         users = sorted((u for u in sm.get_all_users() if u.active), key=lambda u: u.username)
         form.user.choices = [(u.id, u.username) for u in users]
-        form.role.choices = [(name, name) for name in role_names()]
+        form.role.choices = [(name, role_label(name)) for name in role_names()]
         if request.method == "POST" and form.validate():
             user = sm.get_user_by_id(form.user.data)
             try:

@@ -31,6 +31,7 @@ from ..web.crud import CrmInterface
 from ..web.display import display_datetime
 from . import lockout
 from .login_models import LoginLock
+from .names import roles_text
 from .passwords import POLICY_HINT
 
 #: Flask-AppBuilder's answer to a wrong name or password; the same for unknown names.
@@ -131,7 +132,10 @@ class CrmResetPasswordView(ResetPasswordView):
 
 
 class CrmUserDBModelView(UserDBModelView):
-    """Flask-AppBuilder's user screens, describing the password policy on the add form."""
+    """Flask-AppBuilder's user screens, describing the password policy on the add form and
+    showing roles by their labels."""
+
+    formatters_columns = {"roles": roles_text}
 
     add_form_extra_fields = {
         **UserDBModelView.add_form_extra_fields,

@@ -35,6 +35,7 @@ from .login_views import (
     CrmSecurityApi,
     CrmUserDBModelView,
 )
+from .role_views import CrmRoleModelView
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class CrmSecurityManager(SecurityManager):
     authdbview = CrmAuthDBView
     security_api = CrmSecurityApi
     userdbmodelview = CrmUserDBModelView
+    rolemodelview = CrmRoleModelView
     resetmypasswordview = CrmResetMyPasswordView
     resetpasswordview = CrmResetPasswordView
 

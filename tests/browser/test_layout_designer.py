@@ -1,6 +1,6 @@
 """A layout made in the designer by dragging, as an admin would, and seen by a rep.
 
-On ``crm demo --serve`` the admin adds a customer layout for Sales Rep (Administration →
+On ``crm demo --serve`` the admin adds a customer layout for 销售代表 (Administration →
 页面布局), drags 名称 and 电话 into a new section 基本信息 and moves it first, drags 信用额度
 back to the available fields (hidden), drags 客户等级 into the list before 城市, takes 更新时间
 out of the list with its button, sorts by name and saves. A demo rep then sees the form, the
@@ -31,7 +31,7 @@ def _admin_designs_the_reps_layout(ui: UI) -> None:
     log_in(ui)
     ui.goto("/layouts/add")
     page.select_option("#model", "Customer")
-    page.select_option("#role", label="Sales Rep")
+    page.select_option("#role", label="销售代表")
     submit(ui)
     assert re.search(r"/layouts/design/\d+$", page.url), page.url
     assert page.locator("#crm-layout-sections li[data-name=credit_limit]").count() == 1

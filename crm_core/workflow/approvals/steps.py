@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from ...errors import FieldError
 from ...org.models import Team, UserProfile
+from ...security.names import role_named
 
 KINDS = {
     "role": _l("Any member of a role"),
@@ -43,11 +44,15 @@ def normalised(raw: dict[str, Any]) -> dict[str, Any]:
     targets = raw.get("targets") or []
     if isinstance(targets, str):
         targets = targets.replace("，", ",").split(",")
+    targets = [str(t).strip() for t in targets if str(t).strip()]
+    kind = str(raw.get("kind") or "").strip()
+    if kind == "role":  # typed by its label (销售经理) or by its name
+        targets = [role_named(t) for t in targets]
     hours = raw.get("timeout_hours")
     return {
         "name": str(raw.get("name") or "").strip(),
-        "kind": str(raw.get("kind") or "").strip(),
-        "targets": [str(t).strip() for t in targets if str(t).strip()],
+        "kind": kind,
+        "targets": targets,
         "timeout_hours": int(hours) if hours not in (None, "") else None,
         "escalate_to": str(raw.get("escalate_to") or "").strip() or None,
     }

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from ...db import model_class, session
 from ...errors import CrmError
 from ...org.display import display_user
+from ...security.names import role_label
 from ...web.write_errors import in_range
 from . import engine
 from . import steps as step_defs
@@ -65,8 +66,11 @@ def record_approvals(s: Session, model: str, record_id: int) -> list[ApprovalIns
 def step_label(step: dict[str, Any]) -> str:
     """How a step reads: its name, else who approves."""
     who = str(step_defs.KINDS.get(step["kind"], step["kind"]))
-    if step["targets"]:
-        who += "：" + "、".join(step["targets"])
+    targets = step["targets"]
+    if step["kind"] == "role":
+        targets = [role_label(t) for t in targets]
+    if targets:
+        who += "：" + "、".join(targets)
     return f"{step['name']}（{who}）" if step.get("name") else who
 
 

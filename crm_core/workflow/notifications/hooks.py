@@ -53,8 +53,8 @@ def register_models() -> list[type]:
 @hookimpl
 def register_views() -> list[ViewSpec]:
     return [
-        ViewSpec(InboxView, INBOX),
-        ViewSpec(PreferencesView, PREFERENCES),
+        ViewSpec(InboxView, INBOX, _l("Notifications")),
+        ViewSpec(PreferencesView, PREFERENCES, _l("Notification settings")),
         ViewSpec(
             ChannelsView,
             "Notification channels",
@@ -74,7 +74,7 @@ def register_views() -> list[ViewSpec]:
 
 @hookimpl
 def register_apis() -> list[ApiSpec]:
-    return [ApiSpec(NotificationApi)]
+    return [ApiSpec(NotificationApi, _l("Notifications"))]
 
 
 @hookimpl
