@@ -30,7 +30,16 @@ from .plugins.discovery import discover
 from .plugins.ordering import resolve
 from .plugins.registry import CrmRegistry
 from .privacy import hooks as privacy_hooks
-from .security import audit, auth_hooks, encryption, encryption_hooks, names, reveal, rules
+from .security import (
+    account_audit,
+    audit,
+    auth_hooks,
+    encryption,
+    encryption_hooks,
+    names,
+    reveal,
+    rules,
+)
 from .security import headers as security_headers
 from .web import errors, gating, openapi
 from .workflow.approvals import hooks as approval_hooks
@@ -107,6 +116,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.extensions["crm_db"] = db
         outbox.install(db.session)  # domain events and audit entries of every write
         audit.install(db.session)  # the audit log is append-only
+        account_audit.install(db.session)  # logins and roles made, changed or deleted
         rules.install()  # record rules on every query and write of a user's request
         custom_fields.install()  # custom field values checked on every write
         picklists.install()  # picklist columns checked on every write

@@ -105,7 +105,7 @@ def export_person(customer_id: int, contact_id: int | None = None) -> dict[str, 
                 name=customer.name,
             )
         )
-    user_id, username, _ip = audit._actor()
+    user_id, username, _ip = audit.current_actor()
     document: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

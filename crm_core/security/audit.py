@@ -49,12 +49,20 @@ CHANNELS = ("web", "api", "cli", "job", "import", "automation", "system")
 RECORD_OPERATIONS = ("create", "update", "archive", "restore", "delete")
 #: Security events about a user account, written by :func:`write_entry`.
 ACCOUNT_OPERATIONS = ("lock", "unlock", "key_new", "key_revoke")
+#: A login or a role made, changed or deleted (crm_core.security.account_audit).
+ACCESS_OPERATIONS = ("acct_new", "acct_edit", "acct_del", "role_new", "role_edit", "role_del")
 #: A masked value of a record shown in full on request (crm_core.security.reveal), and a
 #: list exported as a file (crm_core.data.export; at most 10 characters, as the column holds).
 READ_OPERATIONS = ("reveal", "exportlist")
 #: A person's data exported or erased (crm_core.privacy), written by :func:`write_entry`.
 PRIVACY_OPERATIONS = ("export", "erase")
-OPERATIONS = RECORD_OPERATIONS + ACCOUNT_OPERATIONS + READ_OPERATIONS + PRIVACY_OPERATIONS
+OPERATIONS = (
+    RECORD_OPERATIONS
+    + ACCOUNT_OPERATIONS
+    + ACCESS_OPERATIONS
+    + READ_OPERATIONS
+    + PRIVACY_OPERATIONS
+)
 OPERATION_LABELS = {
     "create": lazy_pgettext("audit operation", "Created"),
     "update": lazy_pgettext("audit operation", "Changed"),
@@ -65,6 +73,12 @@ OPERATION_LABELS = {
     "unlock": lazy_pgettext("audit operation", "Account unlocked"),
     "key_new": lazy_pgettext("audit operation", "API key created"),
     "key_revoke": lazy_pgettext("audit operation", "API key revoked"),
+    "acct_new": lazy_pgettext("audit operation", "Login created"),
+    "acct_edit": lazy_pgettext("audit operation", "Login changed"),
+    "acct_del": lazy_pgettext("audit operation", "Login deleted"),
+    "role_new": lazy_pgettext("audit operation", "Role created"),
+    "role_edit": lazy_pgettext("audit operation", "Role changed"),
+    "role_del": lazy_pgettext("audit operation", "Role deleted"),
     "reveal": lazy_pgettext("audit operation", "Sensitive value shown"),
     "exportlist": lazy_pgettext("audit operation", "List exported"),
     "export": lazy_pgettext("audit operation", "Personal data exported"),
@@ -169,7 +183,7 @@ def _current_user() -> Any:
     return user
 
 
-def _actor() -> tuple[int | None, str | None, str | None]:
+def current_actor() -> tuple[int | None, str | None, str | None]:
     """``(user_id, username, ip)`` of the current write."""
     user = _current_user()
     ip = request.remote_addr if has_request_context() else None
@@ -178,7 +192,8 @@ def _actor() -> tuple[int | None, str | None, str | None]:
     return user.id, user.username, ip
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` as an entry stores it (dates as ISO text, decimals as text)."""
     from ..events.outbox import _jsonable as outbox_jsonable
 
     return outbox_jsonable(value)
@@ -202,11 +217,11 @@ def record_changes(obj: Any, operation: str) -> dict[str, list[Any]]:
         if operation == "create":
             value = _blank_to_none(state.dict.get(key))
             if value is not None and key != "id":
-                out[key] = [None, _jsonable(value)]
+                out[key] = [None, jsonable(value)]
         elif operation == "delete":
             value = _blank_to_none(state.dict.get(key))
             if value is not None and key != "id":
-                out[key] = [_jsonable(value), None]
+                out[key] = [jsonable(value), None]
         else:
             hist = state.attrs[key].history
             if not hist.has_changes():
@@ -214,7 +229,7 @@ def record_changes(obj: Any, operation: str) -> dict[str, list[Any]]:
             old = _blank_to_none(hist.deleted[0] if hist.deleted else None)
             new = _blank_to_none(hist.added[0] if hist.added else None)
             if old != new:
-                out[key] = [_jsonable(old), _jsonable(new)]
+                out[key] = [jsonable(old), jsonable(new)]
     if operation in ("create", "update"):
         from ..events.outbox import link_changes
 
@@ -232,7 +247,7 @@ def entry_operation(operation: str, changes: dict[str, list[Any]]) -> str:
 
 def capture_actor(session: Session) -> None:
     """Remember who writes, before the flush (reading the user may load it)."""
-    session.info[_ACTOR_KEY] = _actor()
+    session.info[_ACTOR_KEY] = current_actor()
 
 
 def write_entries(session: Session, pending: list[tuple[Any, str, str, Any]]) -> list[AuditLog]:
@@ -240,7 +255,7 @@ def write_entries(session: Session, pending: list[tuple[Any, str, str, Any]]) ->
     ``(record, model name, operation, changes)``. Called from ``after_flush``."""
     if not pending:
         return []
-    user_id, username, ip = session.info.pop(_ACTOR_KEY, None) or _actor()
+    user_id, username, ip = session.info.pop(_ACTOR_KEY, None) or current_actor()
     channel = current_channel()
     now = utcnow()
     rows = []
@@ -268,11 +283,17 @@ def write_entries(session: Session, pending: list[tuple[Any, str, str, Any]]) ->
 
 
 def write_entry(
-    session: Session, model: str, record_id: int, operation: str, changes: dict[str, list[Any]]
+    session: Session,
+    model: str,
+    record_id: int,
+    operation: str,
+    changes: dict[str, Any],
+    actor: tuple[int | None, str | None, str | None] | None = None,
 ) -> AuditLog:
     """Add one entry for an event that is not a record write (an account locked or unlocked, an
-    API key made or revoked), with the current user, channel and IP; the caller commits."""
-    user_id, username, ip = _actor()
+    API key made or revoked, a login or role changed), with the current user (or ``actor``, as
+    :func:`current_actor` gave it), channel and IP; the caller commits."""
+    user_id, username, ip = actor or current_actor()
     row = AuditLog(
         occurred_at=utcnow(),
         user_id=user_id,
@@ -282,7 +303,7 @@ def write_entry(
         model=model,
         record_id=record_id,
         operation=operation,
-        changes={key: [_jsonable(old), _jsonable(new)] for key, (old, new) in changes.items()},
+        changes={key: [jsonable(old), jsonable(new)] for key, (old, new) in changes.items()},
     )
     session.add(row)
     return row

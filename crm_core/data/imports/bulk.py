@@ -85,7 +85,7 @@ def insert_new(session: Session, model: type, objs: list[Any]) -> Written:
     prefix = getattr(model, "__crm_event__", None)
     if prefix is None:
         return (model, ids, rows)
-    user_id, username, ip = audit._actor()
+    user_id, username, ip = audit.current_actor()
     log_row = writers.template(
         writers.plan(AuditLog.__table__, connection.dialect),
         {
