@@ -31,7 +31,7 @@ from .plugins.ordering import resolve
 from .plugins.registry import CrmRegistry
 from .privacy import hooks as privacy_hooks
 from .security import (
-    account_audit,
+    admin_audit,
     audit,
     auth_hooks,
     encryption,
@@ -116,7 +116,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.extensions["crm_db"] = db
         outbox.install(db.session)  # domain events and audit entries of every write
         audit.install(db.session)  # the audit log is append-only
-        account_audit.install(db.session)  # logins and roles made, changed or deleted
+        admin_audit.install(db.session)  # logins, roles and settings made, changed or deleted
         rules.install()  # record rules on every query and write of a user's request
         custom_fields.install()  # custom field values checked on every write
         picklists.install()  # picklist columns checked on every write

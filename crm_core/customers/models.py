@@ -53,6 +53,7 @@ class Tag(Model):
     """A free label on customers (重点客户, 展会2026)."""
 
     __tablename__ = "crm_tag"
+    __crm_audit__ = "tag"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(50), unique=True, nullable=False)

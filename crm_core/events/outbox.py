@@ -3,7 +3,9 @@
 Models that declare ``__crm_event__ = "customer"`` get ``customer.created``, ``.updated``,
 ``.archived`` and ``.deleted`` events for free. Before each flush every pending change is shown to
 ``validate_change``; after each flush the events go into the outbox, and the audit entries into
-the audit log (:mod:`crm_core.security.audit`), in the same transaction.
+the audit log (:mod:`crm_core.security.audit`), in the same transaction. Configuration models
+declare ``__crm_audit__ = "record_rule"`` instead: their writes are audited the same way and
+raise no events.
 """
 
 from __future__ import annotations
@@ -108,16 +110,18 @@ def install(session_factory: Any) -> None:
         registry = current_app.extensions["crm"]
         pending = session.info.setdefault(_PENDING_KEY, [])
         for obj in list(session.new) + list(session.dirty) + list(session.deleted):
-            prefix = getattr(obj, "__crm_event__", None)
+            prefix = audit.audited_name(obj)
             if prefix is None:
                 continue
+            audited_only = getattr(obj, "__crm_event__", None) is None  # configuration: no events
             op = _operation(session, obj)
             if op is None:
                 continue
             change = Change(model=prefix, operation=op, record=obj, changes=_changes(obj))
-            for _owner, message in registry.collect("validate_change", change=change):
-                if message:
-                    raise VetoError(str(message))
+            if not audited_only:
+                for _owner, message in registry.collect("validate_change", change=change):
+                    if message:
+                        raise VetoError(str(message))
             if op == "update" and change.changes.get("active", (None, None))[1] is False:
                 op = "archive"
             pending.append((obj, prefix, op, change.changes))
@@ -128,6 +132,8 @@ def install(session_factory: Any) -> None:
     def _after_flush(session: Session, _ctx: Any) -> None:
         pending = session.info.pop(_PENDING_KEY, [])
         for obj, prefix, op, changes in pending:
+            if getattr(obj, "__crm_event__", None) is None:
+                continue  # audited only
             past = {"create": "created", "update": "updated", "archive": "archived"}.get(
                 op, "deleted"
             )

@@ -46,6 +46,7 @@ class DuplicateRule(Model):
     """One way two records of ``model`` count as the same."""
 
     __tablename__ = "crm_duplicate_rule"
+    __crm_audit__ = "duplicate_rule"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     model: Mapped[str] = mapped_column(String(60), nullable=False)

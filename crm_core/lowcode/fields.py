@@ -85,6 +85,7 @@ class FieldDefinition(Model):
     """One admin-defined field of a model, stored under ``name`` in its JSON column."""
 
     __tablename__ = "crm_field_def"
+    __crm_audit__ = "custom_field"
     __table_args__ = (UniqueConstraint("model", "name", name="uq_crm_field_def_model_name"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

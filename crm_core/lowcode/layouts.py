@@ -39,6 +39,7 @@ class Layout(Model):
     """The layout of record type ``model`` for users of ``role`` (``None``: every role)."""
 
     __tablename__ = "crm_layout"
+    __crm_audit__ = "layout"
     __table_args__ = (UniqueConstraint("role_id", "model", name="uq_crm_layout_role_model"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

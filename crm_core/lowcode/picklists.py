@@ -44,6 +44,7 @@ class Picklist(Model):
     """One list of values, e.g. ``customer_source`` (客户来源)."""
 
     __tablename__ = "crm_picklist"
+    __crm_audit__ = "picklist"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(60), unique=True, nullable=False)
@@ -66,6 +67,7 @@ class PicklistValue(Model):
     """One value of a picklist: what records store (``value``) and what users read."""
 
     __tablename__ = "crm_picklist_value"
+    __crm_audit__ = "picklist_value"
     __table_args__ = (UniqueConstraint("picklist_id", "value", name="uq_crm_picklist_value"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -54,6 +54,7 @@ class ValidationRule(Model):
     """One rule of a model: when ``conditions`` hold, ``target`` must pass ``check``."""
 
     __tablename__ = "crm_validation_rule"
+    __crm_audit__ = "validation_rule"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     model: Mapped[str] = mapped_column(String(60), nullable=False)

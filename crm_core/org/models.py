@@ -15,6 +15,7 @@ class Team(TimestampMixin, Model):
     every team below it" is one indexed prefix query."""
 
     __tablename__ = "crm_team"
+    __crm_audit__ = "team"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), nullable=False)
@@ -35,6 +36,7 @@ class UserProfile(TimestampMixin, Model):
     """What the CRM knows about a login user beyond Flask-AppBuilder's ``ab_user`` row."""
 
     __tablename__ = "crm_user_profile"
+    __crm_audit__ = "user_profile"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("ab_user.id"), unique=True, nullable=False)

@@ -18,6 +18,7 @@ class PluginState(Model):
     """``available`` → ``installed`` (migrated) → ``enabled`` ⇄ ``disabled``."""
 
     __tablename__ = "crm_plugin_state"
+    __crm_audit__ = "module"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(40), unique=True, nullable=False)

@@ -1,9 +1,11 @@
-"""The audit trail: one append-only entry per changed business record per flush.
+"""The audit trail: one append-only entry per changed record per flush.
 
-Every model that declares ``__crm_event__`` is audited wherever it is written from (screens, API,
-``crm`` commands, jobs, imports): the outbox's flush listeners (:mod:`crm_core.events.outbox`)
-hand each flush's changes to :func:`write_entries`, which adds the entries to the same
-transaction, so a rolled-back write leaves no entry and a committed one always has its entry.
+Every model that declares ``__crm_event__`` (a business record) or ``__crm_audit__`` (a piece of
+configuration: record rules, teams, custom fields, picklists, layouts, rules, modules) is audited
+wherever it is written from (screens, API, ``crm`` commands, jobs, imports): the outbox's flush
+listeners (:mod:`crm_core.events.outbox`) hand each flush's changes to :func:`write_entries`,
+which adds the entries to the same transaction, so a rolled-back write leaves no entry and a
+committed one always has its entry.
 
 An entry records who (user id and a copy of the username), from where (channel and IP), when,
 which record, the operation and the changed fields as ``{field: [old, new]}``. ``updated_at`` and
@@ -49,19 +51,23 @@ CHANNELS = ("web", "api", "cli", "job", "import", "automation", "system")
 RECORD_OPERATIONS = ("create", "update", "archive", "restore", "delete")
 #: Security events about a user account, written by :func:`write_entry`.
 ACCOUNT_OPERATIONS = ("lock", "unlock", "key_new", "key_revoke")
-#: A login or a role made, changed or deleted (crm_core.security.account_audit).
-ACCESS_OPERATIONS = ("acct_new", "acct_edit", "acct_del", "role_new", "role_edit", "role_del")
+#: A login or a role made, changed or deleted, settings changed (crm_core.security.admin_audit).
+ADMIN_OPERATIONS = (
+    "acct_new",
+    "acct_edit",
+    "acct_del",
+    "role_new",
+    "role_edit",
+    "role_del",
+    "setting",
+)
 #: A masked value of a record shown in full on request (crm_core.security.reveal), and a
 #: list exported as a file (crm_core.data.export; at most 10 characters, as the column holds).
 READ_OPERATIONS = ("reveal", "exportlist")
 #: A person's data exported or erased (crm_core.privacy), written by :func:`write_entry`.
 PRIVACY_OPERATIONS = ("export", "erase")
 OPERATIONS = (
-    RECORD_OPERATIONS
-    + ACCOUNT_OPERATIONS
-    + ACCESS_OPERATIONS
-    + READ_OPERATIONS
-    + PRIVACY_OPERATIONS
+    RECORD_OPERATIONS + ACCOUNT_OPERATIONS + ADMIN_OPERATIONS + READ_OPERATIONS + PRIVACY_OPERATIONS
 )
 OPERATION_LABELS = {
     "create": lazy_pgettext("audit operation", "Created"),
@@ -79,6 +85,7 @@ OPERATION_LABELS = {
     "role_new": lazy_pgettext("audit operation", "Role created"),
     "role_edit": lazy_pgettext("audit operation", "Role changed"),
     "role_del": lazy_pgettext("audit operation", "Role deleted"),
+    "setting": lazy_pgettext("audit operation", "Settings changed"),
     "reveal": lazy_pgettext("audit operation", "Sensitive value shown"),
     "exportlist": lazy_pgettext("audit operation", "List exported"),
     "export": lazy_pgettext("audit operation", "Personal data exported"),
@@ -153,6 +160,13 @@ def audit_channel(name: str) -> Iterator[None]:
         yield
     finally:
         _channel.reset(token)
+
+
+def audited_name(cls: Any) -> str | None:
+    """The model name audit entries give records of ``cls``: its ``__crm_event__`` (business
+    records) or ``__crm_audit__`` (configuration, audited without events); ``None`` when its
+    writes are not record writes of the audit log."""
+    return getattr(cls, "__crm_event__", None) or getattr(cls, "__crm_audit__", None)
 
 
 def current_channel() -> str:
@@ -316,7 +330,7 @@ def _noop_set(_target: Any, value: Any, _old: Any, _initiator: Any) -> Any:
 @event.listens_for(Mapper, "mapper_configured")
 def _active_history(mapper: Mapper[Any], cls: type) -> None:
     """Audited columns load their old value when set while expired, so the diff is right."""
-    if getattr(cls, "__crm_event__", None) is None or mapper.inherits is not None:
+    if audited_name(cls) is None or mapper.inherits is not None:
         return
     for attr in mapper.column_attrs:
         if attr.key not in IGNORED_FIELDS:

@@ -29,6 +29,7 @@ class RecordRule(Model):
     write, and whether they see the shared pool (records with no owner)."""
 
     __tablename__ = "crm_record_rule"
+    __crm_audit__ = "record_rule"
     __table_args__ = (UniqueConstraint("role_id", "model", name="uq_crm_record_rule_role_model"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

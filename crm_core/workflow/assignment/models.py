@@ -55,6 +55,7 @@ class AssignmentRule(Model):
     """
 
     __tablename__ = "crm_assignment_rule"
+    __crm_audit__ = "assignment_rule"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     model: Mapped[str] = mapped_column(String(60), nullable=False)

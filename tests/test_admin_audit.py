@@ -139,3 +139,56 @@ def test_a_rolled_back_change_leaves_no_entry(app):
         session().rollback()
         user_id = app.appbuilder.sm.find_user(username="t_analyst").id
     assert _entries(app, "user", user_id) == []
+
+
+def _setting_entries(app: Any) -> list[AuditLog]:
+    return [e for e in _entries(app, "setting", 0) if e.operation == "setting"]
+
+
+def test_settings_changed_are_in_one_entry_and_secrets_stay_hidden(app, admin_client):
+    from test_notifications import _channels_form
+
+    saved = admin_client.post(
+        "/notification-channels/",
+        data=_channels_form(smtp_host="smtp.example.cn", smtp_password="口令-s3cret"),
+    )
+    assert saved.status_code == 302, saved.get_data(as_text=True)[-1500:]
+    entries = _setting_entries(app)
+    assert len(entries) == 1, [e.changes for e in entries]
+    entry = entries[0]
+    assert entry.username == "t_admin" and entry.channel == "web"
+    assert entry.changes["notifications.smtp_host"] == ["", "smtp.example.cn"]
+    assert entry.changes["notifications.smtp_password"] == [None, "***"]
+    assert "口令-s3cret" not in json.dumps(entry.changes, ensure_ascii=False)
+    assert "notifications.smtp_port" not in entry.changes  # saved as it was: no change
+
+    page = admin_client.get("/settings/").get_data(as_text=True)
+    assert "lockout.max_failures" in page or "pool.reclaim_days" in page
+    form = {"pool.reclaim_days": "45"}
+    assert admin_client.post("/settings/", data=form).status_code == 302
+    latest = _setting_entries(app)[-1]
+    assert latest.changes == {"pool.reclaim_days": [30, 45]}
+    listing = admin_client.get("/auditlog/list/?_flt_0_model=setting").get_data(as_text=True)
+    assert "修改设置" in listing
+
+
+def test_a_record_rule_changed_on_its_screen_is_audited(app, admin_client):
+    with app.app_context():
+        from crm_core.security.models import RecordRule
+
+        role = app.appbuilder.sm.find_role("Sales Rep")
+        rule = session().scalar(
+            select(RecordRule).where(RecordRule.role_id == role.id, RecordRule.model == "*")
+        )
+        rule_id, role_id = rule.id, role.id
+    form = {"role": str(role_id), "model": "*", "read_scope": "team", "write_scope": "own"}
+    try:
+        response = admin_client.post(f"/recordrules/edit/{rule_id}", data={**form, "pool": "y"})
+        assert response.status_code == 302, response.get_data(as_text=True)[-1500:]
+        [entry] = _entries(app, "record_rule", rule_id)
+        assert entry.operation == "update" and entry.username == "t_admin"
+        assert entry.changes == {"read_scope": ["own", "team"]}
+    finally:
+        with app.app_context():
+            session().get(RecordRule, rule_id).read_scope = "own"
+            session().commit()
