@@ -188,6 +188,8 @@ def test_a_record_rule_changed_on_its_screen_is_audited(app, admin_client):
         [entry] = _entries(app, "record_rule", rule_id)
         assert entry.operation == "update" and entry.username == "t_admin"
         assert entry.changes == {"read_scope": ["own", "team"]}
+        listing = admin_client.get("/auditlog/list/?_flt_0_model=record_rule")
+        assert "<td>数据权限</td>" in listing.get_data(as_text=True).replace("\n", "")
     finally:
         with app.app_context():
             session().get(RecordRule, rule_id).read_scope = "own"

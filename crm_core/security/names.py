@@ -6,7 +6,7 @@ the label its plugin gave it (``RoleSpec.label``: 销售代表 in zh_CN). A role
 no label and is shown by its name.
 
 A permission is a pair of an action (``can_list``) and a view or menu entry
-(``CustomerView``). Screens show it as "客户 · 查看列表": the view's menu label (or, for a view
+(``CustomerView``). Screens show it as "客户 · 列表": the view's menu label (or, for a view
 without a menu entry, the label of the screen of the same records) and the action's label.
 
 :func:`install` makes Flask-AppBuilder's ``Role`` and ``PermissionView`` print these labels
@@ -20,10 +20,13 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from flask import current_app, has_app_context
+from flask_appbuilder import Model
 from flask_appbuilder.security.sqla.models import PermissionView, Role
-from flask_babel import force_locale, lazy_pgettext
+from flask_babel import force_locale, gettext, lazy_pgettext
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
+
+from .audit import audited_name
 
 #: Labels of the roles Flask-AppBuilder itself makes (AUTH_ROLE_ADMIN, AUTH_ROLE_PUBLIC).
 BUILTIN_ROLE_LABELS = {
@@ -83,6 +86,21 @@ BUILTIN_VIEW_LABELS = {
     "SwaggerView": _l("API documentation"),
 }
 
+#: Audit entries' record types that no screen of the same records names.
+AUDIT_TYPE_LABELS = {
+    "user": _l("User"),
+    "role": _l("Role"),
+    "setting": _l("Settings"),
+    "module": _l("Module"),
+    "picklist_value": _l("Picklist value"),
+    "automation_rule": _l("Automation rule"),
+    "approval": _l("Approval"),
+    "approval_task": _l("Approval task"),
+    "approval_action": _l("Approval step taken"),
+    "approval_process": _l("Approval process"),
+    "approval_process_version": _l("Approval process version"),
+}
+
 _INDEX = "crm_permission_labels"
 
 
@@ -126,15 +144,25 @@ def permissions_html(permissions: Iterable[Any]) -> Markup:
         action = pv.permission.name
         view_label, action_label = _labels_of(action, pv.view_menu.name)
         grouped.setdefault(view_label, []).append((order.get(action, len(order)), action_label))
-    summary = _l("%(permissions)s permissions on %(screens)s screens")
+    summary = gettext(
+        "%(permissions)s permissions on %(screens)s screens",
+        permissions=sum(map(len, grouped.values())),
+        screens=len(grouped),
+    )
     lines = Markup("<br>").join(
         Markup("<b>{}</b>：{}").format(view, "、".join(label for _rank, label in sorted(actions)))
         for view, actions in sorted(grouped.items())
     )
-    return Markup("<details><summary>{}</summary>{}</details>").format(
-        str(summary) % {"permissions": sum(map(len, grouped.values())), "screens": len(grouped)},
-        lines,
-    )
+    return Markup("<details><summary>{}</summary>{}</details>").format(summary, lines)
+
+
+def audited_type_label(name: str) -> str:
+    """An audit entry's record type (``record_rule``) as users read it: the label of the screen
+    of its records (数据权限), else the model's ``__crm_label__``; else ``name``."""
+    if not has_app_context():
+        return name
+    label = AUDIT_TYPE_LABELS.get(name) or _index()["audited"].get(name)
+    return str(label) if label else name
 
 
 def _labels_of(action: str, view: str) -> tuple[str, str]:
@@ -215,7 +243,13 @@ def _build_index() -> dict[str, Any]:
             label = getattr(view, "list_title", None) or getattr(view, "title", None)
         if label:
             views[name] = label
-    return {"roles": roles, "views": views, "actions": actions}
+    audited: dict[str, Any] = {}
+    for mapper in Model.registry.mappers:
+        cls = mapper.class_
+        name = audited_name(cls)
+        if name and name not in audited:
+            audited[name] = getattr(cls, "__crm_label__", None) or by_model.get(cls)
+    return {"roles": roles, "views": views, "actions": actions, "audited": audited}
 
 
 def _menu_items(items: Iterable[Any]) -> Iterator[Any]:

@@ -17,6 +17,7 @@ from ..web.display import display_datetime
 from .audit import CHANNEL_LABELS, OPERATION_LABELS, AuditLog
 from .encrypted_copies import reveal_changes
 from .models import ANY_MODEL, SCOPE_LABELS, SCOPES, RecordRule
+from .names import audited_type_label
 
 _COLUMNS = [
     "occurred_at",
@@ -80,6 +81,7 @@ class AuditLogView(ModelView):
         "operation": lambda op: OPERATION_LABELS.get(op, op),
         "channel": lambda ch: CHANNEL_LABELS.get(ch, ch),
         "occurred_at": display_datetime,
+        "model": audited_type_label,
     }
     base_order = ("id", "desc")
 
