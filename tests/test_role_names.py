@@ -125,3 +125,13 @@ def test_a_role_typed_by_its_chinese_label_is_stored_by_name(app, admin_client):
     assert steps[0]["targets"] == ["Sales Manager"]
     form = admin_client.get(f"/approvalprocesses/{pk}/edit").get_data(as_text=True)
     assert 'value="销售经理"' in form and 'value="Sales Manager"' not in form
+
+
+def test_crm_users_create_takes_a_role_by_its_label(app):
+    from crm_core.cli.users import ensure_user
+
+    with app.app_context():
+        created, _password = ensure_user("chen_jing", None, "chen.jing@example.cn", "数据分析员")
+        assert created
+        user = app.appbuilder.sm.find_user(username="chen_jing")
+        assert [r.name for r in user.roles] == ["Analyst"]

@@ -9,6 +9,7 @@ from flask_appbuilder.exceptions import PasswordComplexityValidationError
 
 from ..db import session
 from ..security.lockout import find_lock, is_locked, unlock
+from ..security.names import role_named
 from ..security.passwords import check_password, generate_password
 
 
@@ -30,7 +31,7 @@ def ensure_user(
     sm = current_app.appbuilder.sm  # type: ignore[attr-defined]
     if sm.find_user(username=username) is not None:
         return False, None
-    role_row = sm.find_role(role)
+    role_row = sm.find_role(role_named(role))  # by its name or its label (销售代表)
     if role_row is None:
         raise click.ClickException(f"role {role!r} does not exist; run `crm upgrade` first")
     if password and check_policy:
@@ -53,7 +54,9 @@ def users_group() -> None:
 @users_group.command("create")
 @click.argument("username")
 @click.option("--email", required=True)
-@click.option("--role", default="Sales Rep", show_default=True)
+@click.option(
+    "--role", default="Sales Rep", show_default=True, help="A role's name or label (销售代表)."
+)
 @click.option("--password", default=None, help="Default: generated and printed.")
 @with_appcontext
 def create_user(username: str, email: str, role: str, password: str | None) -> None:
