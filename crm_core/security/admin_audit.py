@@ -133,12 +133,16 @@ def _setting_change(session: Session, row: Setting) -> dict[str, tuple[Any, Any]
     elif row in session.deleted:
         old, new = row.value, None
     else:
-        history: Any = inspect(row).attrs.value.history
-        if not history.has_changes():
-            return {}
-        old = history.deleted[0] if history.deleted else None
-        new = history.added[0] if history.added else None
+        old, new = _old_and_new(inspect(row).attrs.value.history)
     return {} if old == new else {row.key: (old, new)}
+
+
+def _old_and_new(history: Any) -> tuple[Any, Any]:
+    """A column's value before and after the flush, from its attribute history."""
+    return (
+        history.deleted[0] if history.deleted else None,
+        history.added[0] if history.added else None,
+    )
 
 
 def _changes(obj: User | Role, state: str) -> dict[str, tuple[Any, Any]]:
@@ -153,19 +157,14 @@ def _changes(obj: User | Role, state: str) -> dict[str, tuple[Any, Any]]:
         elif state == "del":
             out[key] = (insp.dict.get(key), None)
         else:
-            history = insp.attrs[key].history
-            if history.has_changes():
-                old = history.deleted[0] if history.deleted else None
-                new = history.added[0] if history.added else None
-                if old != new:
-                    out[key] = (old, new)
+            old, new = _old_and_new(insp.attrs[key].history)
+            if old != new:
+                out[key] = (old, new)
     if isinstance(obj, User):
-        history = insp.attrs.password.history
         if state == "new" and insp.dict.get("password"):
             out["password"] = (None, insp.dict["password"])
-        elif state == "edit" and history.has_changes():
-            old = history.deleted[0] if history.deleted else None
-            out["password"] = (old, history.added[0] if history.added else None)
+        elif state == "edit" and insp.attrs.password.history.has_changes():
+            out["password"] = _old_and_new(insp.attrs.password.history)
         _link(out, insp, "roles", lambda r: r.name, full=True, state=state)
     else:
         _link(out, insp, "permissions", repr, full=False, state=state)

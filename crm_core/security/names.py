@@ -214,7 +214,7 @@ def _build_index() -> dict[str, Any]:
     roles: dict[str, Any] = dict(BUILTIN_ROLE_LABELS)
     for _owner, spec in registry.collect_specs("register_roles"):
         if not roles.get(spec.name):
-            roles[spec.name] = getattr(spec, "label", "") or None
+            roles[spec.name] = spec.label or None
 
     views: dict[str, Any] = {}
     by_model: dict[Any, Any] = {}
